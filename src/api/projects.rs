@@ -1,0 +1,187 @@
+//! Project routes (admin token): list, create, show, change persistence, delete.
+
+use serde::Deserialize;
+
+use super::auth::require_admin;
+use super::keys::project_not_found;
+use super::{query, Ctx};
+use crate::auth::{self, Access, Source, Token};
+use crate::error::ApiError;
+use crate::http::{Request, Response};
+use crate::store::{self, Persistence, Project, Store};
+
+pub fn summary(name: &str, p: &Project) -> serde_json::Value {
+    serde_json::json!({
+        "name": name,
+        "keys": p.key_count(),
+        "bytes": p.bytes(),
+        "persistence": p.persistence().as_str(),
+        "source": p.source().as_str(),
+    })
+}
+
+fn detail(name: &str, p: &Project) -> serde_json::Value {
+    let mut v = summary(name, p);
+    v["version"] = p.version().into();
+    v
+}
+
+/// Parse a JSON body into `T`, naming what is wrong with it.
+pub fn json_body<'a, T: Deserialize<'a>>(req: &'a Request) -> Result<T, ApiError> {
+    serde_json::from_slice(&req.body).map_err(|e| {
+        ApiError::new(
+            400,
+            "invalid_json",
+            format!("the JSON body is invalid: {e}"),
+        )
+    })
+}
+
+fn valid_name(name: &str) -> Result<(), ApiError> {
+    store::validate_project_name(name)
+        .map_err(|why| ApiError::new(400, "invalid_project_name", why))
+}
+
+fn existing<'a>(store: &'a Store, name: &str) -> Result<&'a Project, ApiError> {
+    valid_name(name)?;
+    store.project(name).ok_or_else(|| project_not_found(name))
+}
+
+pub fn new_token(label: &str, access: Access) -> Result<Token, ApiError> {
+    let fail = |_| ApiError::internal("the system random number generator failed");
+    Ok(Token {
+        id: auth::generate_id().map_err(fail)?,
+        label: label.to_string(),
+        access,
+        secret: auth::generate_secret().map_err(fail)?,
+        source: Source::Api,
+    })
+}
+
+pub fn token_json(t: &Token, with_secret: bool) -> serde_json::Value {
+    let mut v = serde_json::json!({
+        "id": t.id, "label": t.label, "access": t.access.as_str(), "source": t.source.as_str(),
+    });
+    if with_secret {
+        v["secret"] = t.secret.clone().into();
+    }
+    v
+}
+
+pub fn list(ctx: &Ctx, store: &Store, req: &Request) -> Result<Response, ApiError> {
+    require_admin(ctx, store, req)?;
+    query::none(req.head.query.as_deref())?;
+    let projects: Vec<_> = store
+        .projects()
+        .into_iter()
+        .map(|(n, p)| summary(n, p))
+        .collect();
+    Ok(Response::json(
+        200,
+        &serde_json::json!({ "projects": projects }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    name: String,
+    persistence: Option<Persistence>,
+}
+
+pub fn create(ctx: &Ctx, store: &mut Store, req: &Request) -> Result<Response, ApiError> {
+    require_admin(ctx, store, req)?;
+    query::none(req.head.query.as_deref())?;
+    let body: CreateBody = json_body(req)?;
+    valid_name(&body.name)?;
+    if store.project(&body.name).is_some() {
+        return Err(ApiError::new(
+            409,
+            "project_exists",
+            format!("a project named {:?} exists already", body.name),
+        ));
+    }
+    let tokens = vec![
+        new_token("write", Access::Write)?,
+        new_token("read", Access::Read)?,
+    ];
+    let mode = body.persistence.unwrap_or(ctx.default_persistence);
+    store
+        .create_project(&body.name, mode, tokens.clone())
+        .map_err(|_| ApiError::internal("the project could not be created"))?;
+    let p = store.project(&body.name).expect("created just above");
+    let mut v = detail(&body.name, p);
+    v["tokens"] = tokens.iter().map(|t| token_json(t, true)).collect();
+    Ok(Response::json(201, &v))
+}
+
+pub fn get(ctx: &Ctx, store: &Store, req: &Request, name: &str) -> Result<Response, ApiError> {
+    require_admin(ctx, store, req)?;
+    query::none(req.head.query.as_deref())?;
+    let p = existing(store, name)?;
+    Ok(Response::json(200, &detail(name, p)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatchBody {
+    persistence: Option<Persistence>,
+}
+
+fn in_config(name: &str) -> ApiError {
+    ApiError::new(
+        409,
+        "project_in_config",
+        format!("project {name:?} is declared in config.json: change it there and restart"),
+    )
+}
+
+pub fn patch(
+    ctx: &Ctx,
+    store: &mut Store,
+    req: &Request,
+    name: &str,
+) -> Result<Response, ApiError> {
+    require_admin(ctx, store, req)?;
+    query::none(req.head.query.as_deref())?;
+    let p = existing(store, name)?;
+    let body: PatchBody = json_body(req)?;
+    if p.source() == Source::Config {
+        return Err(in_config(name));
+    }
+    if let Some(mode) = body.persistence {
+        if mode != p.persistence() {
+            store
+                .set_persistence(name, mode)
+                .map_err(|_| project_not_found(name))?;
+        }
+    }
+    let p = store.project(name).expect("checked above");
+    Ok(Response::json(200, &detail(name, p)))
+}
+
+pub fn delete(
+    ctx: &Ctx,
+    store: &mut Store,
+    req: &Request,
+    name: &str,
+) -> Result<Response, ApiError> {
+    require_admin(ctx, store, req)?;
+    query::none(req.head.query.as_deref())?;
+    let p = existing(store, name)?;
+    if p.source() == Source::Config {
+        return Err(ApiError::new(
+            409,
+            "project_in_config",
+            format!("project {name:?} is declared in config.json: remove it there and restart"),
+        ));
+    }
+    store
+        .delete_project(name)
+        .map_err(|_| project_not_found(name))?;
+    Ok(Response::empty(204))
+}
+
+pub fn existing_project<'a>(store: &'a Store, name: &str) -> Result<&'a Project, ApiError> {
+    existing(store, name)
+}

@@ -1,0 +1,87 @@
+//! Token routes (admin token): list a project's tokens (never their secrets), create one (its
+//! secret shown once), revoke one.
+
+use serde::Deserialize;
+
+use super::auth::require_admin;
+use super::projects::{existing_project, json_body, new_token, token_json};
+use super::{query, Ctx};
+use crate::auth::{Access, Source};
+use crate::error::ApiError;
+use crate::http::{Request, Response};
+use crate::store::Store;
+
+pub fn list(ctx: &Ctx, store: &Store, req: &Request, project: &str) -> Result<Response, ApiError> {
+    require_admin(ctx, store, req)?;
+    query::none(req.head.query.as_deref())?;
+    let p = existing_project(store, project)?;
+    let tokens: Vec<_> = p.tokens().iter().map(|t| token_json(t, false)).collect();
+    Ok(Response::json(
+        200,
+        &serde_json::json!({ "tokens": tokens }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    label: String,
+    access: Access,
+}
+
+pub fn create(
+    ctx: &Ctx,
+    store: &mut Store,
+    req: &Request,
+    project: &str,
+) -> Result<Response, ApiError> {
+    require_admin(ctx, store, req)?;
+    query::none(req.head.query.as_deref())?;
+    existing_project(store, project)?;
+    let body: CreateBody = json_body(req)?;
+    if body.label.is_empty() || body.label.len() > 64 {
+        return Err(ApiError::new(
+            400,
+            "invalid_label",
+            "a token label is 1 to 64 bytes",
+        ));
+    }
+    let token = new_token(&body.label, body.access)?;
+    store
+        .add_token(project, token.clone())
+        .map_err(|_| ApiError::internal("the token could not be added"))?;
+    Ok(Response::json(201, &token_json(&token, true)))
+}
+
+pub fn revoke(
+    ctx: &Ctx,
+    store: &mut Store,
+    req: &Request,
+    project: &str,
+    id: &str,
+) -> Result<Response, ApiError> {
+    require_admin(ctx, store, req)?;
+    query::none(req.head.query.as_deref())?;
+    let p = existing_project(store, project)?;
+    let not_found = || {
+        ApiError::new(
+            404,
+            "token_not_found",
+            format!("project {project:?} has no token with id {id:?}"),
+        )
+    };
+    let t = p
+        .tokens()
+        .iter()
+        .find(|t| t.id == id)
+        .ok_or_else(not_found)?;
+    if t.source == Source::Config {
+        return Err(ApiError::new(
+            409,
+            "token_in_config",
+            "this token is declared in config.json: remove it there and restart",
+        ));
+    }
+    store.revoke_token(project, id).map_err(|_| not_found())?;
+    Ok(Response::empty(204))
+}

@@ -1,0 +1,246 @@
+//! config.json: its types (serde, unknown fields rejected), defaults and validation.
+//! Reads one file; knows nothing of sockets, the store or snapshots.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use crate::auth::{self, Access};
+use crate::store::Persistence;
+
+/// The whole configuration, as validated at start-up.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub admin_token: Option<String>,
+    pub persistence: Persistence,
+    pub interval_ms: u64,
+    pub max_connections: usize,
+    pub log_requests: bool,
+    pub limits: Limits,
+    pub projects: BTreeMap<String, ProjectConfig>,
+}
+
+/// Every bound the server enforces on what clients send.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    pub max_head_bytes: usize,
+    pub max_headers: usize,
+    pub max_url_bytes: usize,
+    pub max_value_bytes: usize,
+    pub max_key_bytes: usize,
+    pub max_keys_per_project: Option<usize>,
+    pub head_timeout_ms: u64,
+    pub body_timeout_ms: u64,
+    pub idle_timeout_ms: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_head_bytes: 16 * 1024,
+            max_headers: 100,
+            max_url_bytes: 8 * 1024,
+            max_value_bytes: 1024 * 1024,
+            max_key_bytes: 1024,
+            max_keys_per_project: None,
+            head_timeout_ms: 10_000,
+            body_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectConfig {
+    #[serde(default)]
+    pub persistence: Option<Persistence>,
+    #[serde(default)]
+    pub tokens: Vec<TokenConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    pub label: String,
+    pub access: Access,
+    pub secret: String,
+}
+
+/// The file as written; turned into `Config` by `validate`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default = "default_listen")]
+    listen: String,
+    #[serde(default = "default_data_dir")]
+    data_dir: String,
+    #[serde(default)]
+    admin_token: Option<String>,
+    #[serde(default)]
+    persistence: Option<Persistence>,
+    #[serde(default = "default_interval_ms")]
+    interval_ms: u64,
+    #[serde(default = "default_max_connections")]
+    max_connections: usize,
+    #[serde(default = "default_true")]
+    log_requests: bool,
+    #[serde(default)]
+    limits: Limits,
+    #[serde(default)]
+    projects: BTreeMap<String, ProjectConfig>,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_data_dir() -> String {
+    "./data".into()
+}
+fn default_interval_ms() -> u64 {
+    1000
+}
+fn default_max_connections() -> usize {
+    1024
+}
+fn default_true() -> bool {
+    true
+}
+
+/// Load and validate a config file. The error is one line naming the field or the cause.
+pub fn load(path: &Path) -> Result<Config, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let raw: RawConfig =
+        serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    validate(raw, path)
+}
+
+fn validate(raw: RawConfig, path: &Path) -> Result<Config, String> {
+    let listen: SocketAddr = raw.listen.parse().map_err(|_| {
+        format!(
+            "listen: {:?} is not an address like 127.0.0.1:8080",
+            raw.listen
+        )
+    })?;
+    if raw.data_dir.is_empty() {
+        return Err("data_dir: must not be empty".into());
+    }
+    // Relative paths follow the config file, so `--config /etc/pykv/config.json` means the same
+    // wherever the server is started from.
+    let base = path.parent().unwrap_or(Path::new("."));
+    let data_dir = base.join(&raw.data_dir);
+    if let Some(t) = &raw.admin_token {
+        auth::validate_secret(t).map_err(|e| format!("admin_token: {e}"))?;
+    }
+    if raw.interval_ms == 0 || raw.interval_ms > 3_600_000 {
+        return Err("interval_ms: must be between 1 and 3600000".into());
+    }
+    if raw.max_connections == 0 || raw.max_connections > 65_536 {
+        return Err("max_connections: must be between 1 and 65536".into());
+    }
+    validate_limits(&raw.limits)?;
+    let mut seen_secrets = std::collections::HashSet::new();
+    if let Some(t) = &raw.admin_token {
+        seen_secrets.insert(t.clone());
+    }
+    for (name, p) in &raw.projects {
+        crate::store::validate_project_name(name)
+            .map_err(|e| format!("projects: {name:?}: {e}"))?;
+        for (i, t) in p.tokens.iter().enumerate() {
+            let field = format!("projects.{name}.tokens[{i}]");
+            if t.label.is_empty() || t.label.len() > 64 {
+                return Err(format!("{field}.label: must be 1 to 64 characters"));
+            }
+            auth::validate_secret(&t.secret).map_err(|e| format!("{field}.secret: {e}"))?;
+            if !seen_secrets.insert(t.secret.clone()) {
+                return Err(format!(
+                    "{field}.secret: the same secret is used twice in config.json"
+                ));
+            }
+        }
+    }
+    Ok(Config {
+        path: path.to_path_buf(),
+        listen,
+        data_dir,
+        admin_token: raw.admin_token,
+        persistence: raw.persistence.unwrap_or(Persistence::Sync),
+        interval_ms: raw.interval_ms,
+        max_connections: raw.max_connections,
+        log_requests: raw.log_requests,
+        limits: raw.limits,
+        projects: raw.projects,
+    })
+}
+
+fn validate_limits(l: &Limits) -> Result<(), String> {
+    let ranges: [(&str, usize, usize, usize); 6] = [
+        ("max_head_bytes", l.max_head_bytes, 1024, 1024 * 1024),
+        ("max_headers", l.max_headers, 8, 1000),
+        ("max_url_bytes", l.max_url_bytes, 64, 1024 * 1024),
+        ("max_value_bytes", l.max_value_bytes, 1, 1024 * 1024 * 1024),
+        ("max_key_bytes", l.max_key_bytes, 1, 64 * 1024),
+        (
+            "max_keys_per_project",
+            l.max_keys_per_project.unwrap_or(1),
+            1,
+            usize::MAX,
+        ),
+    ];
+    for (name, v, lo, hi) in ranges {
+        if v < lo || v > hi {
+            return Err(format!("limits.{name}: {v} is outside {lo}..={hi}"));
+        }
+    }
+    for (name, v) in [
+        ("head_timeout_ms", l.head_timeout_ms),
+        ("body_timeout_ms", l.body_timeout_ms),
+        ("idle_timeout_ms", l.idle_timeout_ms),
+    ] {
+        if !(100..=3_600_000).contains(&v) {
+            return Err(format!("limits.{name}: {v} is outside 100..=3600000"));
+        }
+    }
+    if l.max_url_bytes > l.max_head_bytes {
+        return Err("limits.max_url_bytes: must not exceed limits.max_head_bytes".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        let raw: RawConfig = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        validate(raw, Path::new("/etc/pykv/config.json"))
+    }
+
+    #[test]
+    fn defaults_apply_to_an_empty_object() {
+        let c = parse("{}").unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.data_dir, PathBuf::from("/etc/pykv/./data"));
+        assert_eq!(c.limits.max_value_bytes, 1024 * 1024);
+        assert_eq!(c.persistence, Persistence::Sync);
+    }
+
+    #[test]
+    fn unknown_fields_are_named() {
+        let e = parse(r#"{"listn": "x"}"#).unwrap_err();
+        assert!(e.contains("listn"), "{e}");
+        let e = parse(r#"{"limits": {"max_body": 1}}"#).unwrap_err();
+        assert!(e.contains("max_body"), "{e}");
+    }
+
+    #[test]
+    fn a_zero_limit_is_refused() {
+        let e = parse(r#"{"limits": {"max_value_bytes": 0}}"#).unwrap_err();
+        assert!(e.starts_with("limits.max_value_bytes"), "{e}");
+    }
+}

@@ -1,0 +1,67 @@
+//! The one place where an error becomes HTTP: a status, a snake_case code and a message, sent as
+//! `{"error": ..., "message": ...}`. Handlers and the connection layer build `ApiError`s; nothing
+//! else formats an error body.
+
+use crate::http::Response;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: u16,
+    pub code: &'static str,
+    pub message: String,
+    /// Extra response headers (`Allow` on 405, `WWW-Authenticate` on 401).
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl ApiError {
+    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> ApiError {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(400, "bad_request", message)
+    }
+    pub fn not_found() -> ApiError {
+        ApiError::new(404, "not_found", "no such route; see README.md for the API")
+    }
+    pub fn method_not_allowed(allow: &str) -> ApiError {
+        ApiError::new(
+            405,
+            "method_not_allowed",
+            format!("this route answers only {allow}"),
+        )
+        .with_header("Allow", allow)
+    }
+    pub fn unauthorized(message: impl Into<String>) -> ApiError {
+        ApiError::new(401, "unauthorized", message).with_header("WWW-Authenticate", "Bearer")
+    }
+    pub fn forbidden(message: impl Into<String>) -> ApiError {
+        ApiError::new(403, "forbidden", message)
+    }
+    pub fn internal(message: impl Into<String>) -> ApiError {
+        ApiError::new(500, "internal_error", message)
+    }
+
+    pub fn into_response(self) -> Response {
+        let body = serde_json::json!({ "error": self.code, "message": self.message });
+        let mut r = Response::json(self.status, &body);
+        r.headers.extend(self.headers);
+        r
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.status, self.code, self.message)
+    }
+}

@@ -1,0 +1,488 @@
+//! Request heads (httparse), body framing (Content-Length, chunked) and every limit on them.
+//! Pure functions over byte buffers: no sockets, no store. Nothing here allocates according to
+//! a number the client sent; bodies grow only as their bytes arrive.
+
+use crate::config::Limits;
+use crate::error::ApiError;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Head,
+    Put,
+    Post,
+    Delete,
+    Patch,
+    Options,
+    Other(String),
+}
+
+impl Method {
+    fn from_str(s: &str) -> Method {
+        match s {
+            "GET" => Method::Get,
+            "HEAD" => Method::Head,
+            "PUT" => Method::Put,
+            "POST" => Method::Post,
+            "DELETE" => Method::Delete,
+            "PATCH" => Method::Patch,
+            "OPTIONS" => Method::Options,
+            other => Method::Other(other.to_string()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+            Method::Put => "PUT",
+            Method::Post => "POST",
+            Method::Delete => "DELETE",
+            Method::Patch => "PATCH",
+            Method::Options => "OPTIONS",
+            Method::Other(s) => s,
+        }
+    }
+}
+
+/// A parsed request head. Header names are lower-cased.
+#[derive(Debug, Clone)]
+pub struct Head {
+    pub method: Method,
+    /// The path, still percent-encoded, without the query.
+    pub path: String,
+    pub query: Option<String>,
+    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+    pub minor_version: u8,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Head {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether the client wants the connection kept after this request.
+    pub fn keep_alive(&self) -> bool {
+        let mut close = self.minor_version == 0;
+        for (k, v) in &self.headers {
+            if k != "connection" {
+                continue;
+            }
+            for token in v.split(',') {
+                let t = token.trim();
+                if t.eq_ignore_ascii_case("close") {
+                    return false;
+                }
+                if t.eq_ignore_ascii_case("keep-alive") {
+                    close = false;
+                }
+            }
+        }
+        !close
+    }
+
+    pub fn expects_continue(&self) -> bool {
+        self.header("expect")
+            .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"))
+    }
+}
+
+/// A whole request, as handed to the router.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub head: Head,
+    pub body: Vec<u8>,
+}
+
+impl Request {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.header(name)
+    }
+}
+
+/// How the body of a request is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    None,
+    Length(usize),
+    Chunked,
+}
+
+/// Parse a request head at the start of `buf`. `Ok(None)`: incomplete, read more.
+/// On success, returns the head, its length in bytes, and the body framing.
+pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize, Framing)>, ApiError> {
+    check_request_line(buf, limits)?;
+    let mut headers = vec![httparse::EMPTY_HEADER; limits.max_headers];
+    let mut req = httparse::Request::new(&mut headers);
+    let status = match req.parse(buf) {
+        Ok(s) => s,
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(too_large(format!(
+                "more than {} header fields (limits.max_headers)",
+                limits.max_headers
+            )));
+        }
+        Err(e) => return Err(ApiError::bad_request(format!("malformed request: {e}"))),
+    };
+    let len = match status {
+        httparse::Status::Partial => {
+            if buf.len() > limits.max_head_bytes {
+                return Err(too_large(format!(
+                    "the request head exceeds {} bytes (limits.max_head_bytes)",
+                    limits.max_head_bytes
+                )));
+            }
+            return Ok(None);
+        }
+        httparse::Status::Complete(n) => n,
+    };
+    if len > limits.max_head_bytes {
+        return Err(too_large(format!(
+            "the request head exceeds {} bytes (limits.max_head_bytes)",
+            limits.max_head_bytes
+        )));
+    }
+    let method = Method::from_str(req.method.unwrap_or(""));
+    let target = req.path.unwrap_or("");
+    if !target.starts_with('/') {
+        return Err(ApiError::bad_request(
+            "the request target must be a path starting with /",
+        ));
+    }
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p.to_string(), Some(q.to_string())),
+        None => (target.to_string(), None),
+    };
+    let mut owned = Vec::with_capacity(req.headers.len());
+    for h in req.headers.iter() {
+        let value = std::str::from_utf8(h.value)
+            .map_err(|_| ApiError::bad_request(format!("header {} is not UTF-8", h.name)))?;
+        owned.push((h.name.to_ascii_lowercase(), value.trim().to_string()));
+    }
+    let head = Head {
+        method,
+        path,
+        query,
+        minor_version: req.version.unwrap_or(1),
+        headers: owned,
+    };
+    let framing = framing(&head)?;
+    Ok(Some((head, len, framing)))
+}
+
+fn too_large(message: String) -> ApiError {
+    ApiError::new(431, "header_too_large", message)
+}
+
+/// A request target over the limit gets 414 as soon as the request line shows it, without
+/// waiting for (or buffering) the rest of the head.
+fn check_request_line(buf: &[u8], limits: &Limits) -> Result<(), ApiError> {
+    // "METHOD " and " HTTP/1.1\r" around the target: allow for a generous method name.
+    const LINE_SLACK: usize = 32;
+    let line_end = buf.iter().position(|&b| b == b'\n');
+    let line = &buf[..line_end.unwrap_or(buf.len())];
+    let target_len = match line.iter().position(|&b| b == b' ') {
+        Some(sp) => {
+            let rest = &line[sp + 1..];
+            match (line_end, rest.iter().position(|&b| b == b' ')) {
+                (_, Some(end)) => end,
+                (None, None) => rest.len().saturating_sub(LINE_SLACK),
+                (Some(_), None) => rest.len(),
+            }
+        }
+        None if line_end.is_none() => line.len().saturating_sub(LINE_SLACK),
+        None => 0,
+    };
+    if target_len > limits.max_url_bytes {
+        return Err(ApiError::new(
+            414,
+            "uri_too_long",
+            format!(
+                "the request target exceeds {} bytes (limits.max_url_bytes)",
+                limits.max_url_bytes
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Decide the body framing, refusing anything two parsers could read two ways (smuggling).
+fn framing(head: &Head) -> Result<Framing, ApiError> {
+    let mut length: Option<usize> = None;
+    let mut chunked = false;
+    let mut has_te = false;
+    for (k, v) in &head.headers {
+        match k.as_str() {
+            "content-length" => {
+                if v.is_empty() || v.len() > 19 || !v.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(ApiError::bad_request(
+                        "Content-Length must be a single decimal number",
+                    ));
+                }
+                let n: u64 = v.parse().map_err(|_| {
+                    ApiError::bad_request("Content-Length must be a single decimal number")
+                })?;
+                let n = usize::try_from(n).unwrap_or(usize::MAX);
+                if length.is_some_and(|l| l != n) {
+                    return Err(ApiError::bad_request(
+                        "several different Content-Length headers",
+                    ));
+                }
+                length = Some(n);
+            }
+            "transfer-encoding" => {
+                if has_te || !v.eq_ignore_ascii_case("chunked") {
+                    return Err(ApiError::new(
+                        501,
+                        "not_implemented",
+                        "the only Transfer-Encoding accepted is a single \"chunked\"",
+                    ));
+                }
+                has_te = true;
+                chunked = true;
+            }
+            _ => {}
+        }
+    }
+    if chunked && length.is_some() {
+        return Err(ApiError::bad_request(
+            "Content-Length and Transfer-Encoding together are refused",
+        ));
+    }
+    if chunked && head.minor_version == 0 {
+        return Err(ApiError::bad_request(
+            "Transfer-Encoding is not allowed in HTTP/1.0",
+        ));
+    }
+    Ok(match (chunked, length) {
+        (true, _) => Framing::Chunked,
+        (false, Some(0)) | (false, None) => Framing::None,
+        (false, Some(n)) => Framing::Length(n),
+    })
+}
+
+pub fn body_too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        413,
+        "payload_too_large",
+        format!("the body exceeds {limit} bytes (limits.max_value_bytes)"),
+    )
+}
+
+/// Incremental decoder of a chunked body, bounded by `limit` decoded bytes.
+#[derive(Debug)]
+pub struct Chunked {
+    state: ChunkState,
+    limit: usize,
+    trailer_bytes: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ChunkState {
+    Size,
+    Data(usize),
+    DataEnd,
+    Trailer,
+    Done,
+}
+
+/// A chunk-size line or a trailer line longer than this is not a real client.
+const MAX_CHUNK_LINE: usize = 1024;
+/// Trailers are read and dropped; bound them like a head.
+const MAX_TRAILER_BYTES: usize = 8 * 1024;
+
+impl Chunked {
+    pub fn new(limit: usize) -> Chunked {
+        Chunked {
+            state: ChunkState::Size,
+            limit,
+            trailer_bytes: 0,
+        }
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.state == ChunkState::Done
+    }
+
+    /// Decode from `input` into `body`; returns how many input bytes were consumed.
+    pub fn feed(&mut self, input: &[u8], body: &mut Vec<u8>) -> Result<usize, ApiError> {
+        let mut pos = 0;
+        loop {
+            let rest = &input[pos..];
+            match self.state {
+                ChunkState::Done => return Ok(pos),
+                ChunkState::Size => {
+                    let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
+                        if rest.len() > MAX_CHUNK_LINE {
+                            return Err(bad_chunk("chunk-size line too long"));
+                        }
+                        return Ok(pos);
+                    };
+                    let size = parse_chunk_size(&rest[..nl])?;
+                    pos += nl + 1;
+                    if size > self.limit - body.len() {
+                        return Err(body_too_large(self.limit));
+                    }
+                    self.state = if size == 0 {
+                        ChunkState::Trailer
+                    } else {
+                        ChunkState::Data(size)
+                    };
+                }
+                ChunkState::Data(remaining) => {
+                    if rest.is_empty() {
+                        return Ok(pos);
+                    }
+                    let n = remaining.min(rest.len());
+                    body.extend_from_slice(&rest[..n]);
+                    pos += n;
+                    self.state = if n == remaining {
+                        ChunkState::DataEnd
+                    } else {
+                        ChunkState::Data(remaining - n)
+                    };
+                }
+                ChunkState::DataEnd => {
+                    if rest.len() < 2 {
+                        if rest.first().is_some_and(|&b| b != b'\r') {
+                            return Err(bad_chunk("chunk data not followed by CRLF"));
+                        }
+                        return Ok(pos);
+                    }
+                    if &rest[..2] != b"\r\n" {
+                        return Err(bad_chunk("chunk data not followed by CRLF"));
+                    }
+                    pos += 2;
+                    self.state = ChunkState::Size;
+                }
+                ChunkState::Trailer => {
+                    let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
+                        if self.trailer_bytes + rest.len() > MAX_TRAILER_BYTES {
+                            return Err(bad_chunk("chunked trailer too long"));
+                        }
+                        return Ok(pos);
+                    };
+                    self.trailer_bytes += nl + 1;
+                    if self.trailer_bytes > MAX_TRAILER_BYTES {
+                        return Err(bad_chunk("chunked trailer too long"));
+                    }
+                    let line = &rest[..nl];
+                    pos += nl + 1;
+                    if line == b"\r" || line.is_empty() {
+                        self.state = ChunkState::Done;
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn bad_chunk(what: &str) -> ApiError {
+    ApiError::bad_request(format!("bad chunked body: {what}"))
+}
+
+fn parse_chunk_size(line: &[u8]) -> Result<usize, ApiError> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    // Chunk extensions (";name=value") carry nothing we use.
+    let digits = match line.iter().position(|&b| b == b';') {
+        Some(i) => &line[..i],
+        None => line,
+    };
+    let digits = trim_ascii_ws(digits);
+    if digits.is_empty() || digits.len() > 15 || !digits.iter().all(u8::is_ascii_hexdigit) {
+        return Err(bad_chunk("invalid chunk size"));
+    }
+    let text = std::str::from_utf8(digits).map_err(|_| bad_chunk("invalid chunk size"))?;
+    usize::from_str_radix(text, 16).map_err(|_| bad_chunk("invalid chunk size"))
+}
+
+fn trim_ascii_ws(mut b: &[u8]) -> &[u8] {
+    while let [first, rest @ ..] = b {
+        if *first == b' ' || *first == b'\t' {
+            b = rest;
+        } else {
+            break;
+        }
+    }
+    while let [rest @ .., last] = b {
+        if *last == b' ' || *last == b'\t' {
+            b = rest;
+        } else {
+            break;
+        }
+    }
+    b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> Limits {
+        Limits::default()
+    }
+
+    #[test]
+    fn a_partial_head_asks_for_more() {
+        assert!(parse_head(b"GET / HTTP/1.1\r\nHost: x\r\n", &limits())
+            .unwrap()
+            .is_none());
+    }
+
+    #[test]
+    fn the_query_is_split_from_the_path() {
+        let (h, n, f) = parse_head(b"GET /a/b?x=1 HTTP/1.1\r\n\r\n", &limits())
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (h.path.as_str(), h.query.as_deref(), n, f),
+            ("/a/b", Some("x=1"), 25, Framing::None)
+        );
+    }
+
+    #[test]
+    fn content_length_and_chunked_together_are_refused() {
+        let e = parse_head(
+            b"PUT / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+            &limits(),
+        )
+        .unwrap_err();
+        assert_eq!(e.status, 400);
+    }
+
+    #[test]
+    fn a_long_target_is_refused_before_the_line_ends() {
+        let mut buf = b"GET /".to_vec();
+        buf.extend(std::iter::repeat_n(b'a', 9000));
+        assert_eq!(parse_head(&buf, &limits()).unwrap_err().status, 414);
+    }
+
+    #[test]
+    fn chunked_bodies_decode_across_feeds() {
+        let mut c = Chunked::new(100);
+        let mut body = Vec::new();
+        let input = b"3\r\nabc\r\n2;ext=1\r\nde\r\n0\r\nX-T: 1\r\n\r\n";
+        let mut consumed = 0;
+        for end in 1..=input.len() {
+            consumed += c.feed(&input[consumed..end], &mut body).unwrap();
+        }
+        assert!(c.is_done());
+        assert_eq!(body, b"abcde");
+        assert_eq!(consumed, input.len());
+    }
+
+    #[test]
+    fn chunked_bodies_stop_at_the_limit() {
+        let mut c = Chunked::new(4);
+        let e = c.feed(b"5\r\nabcde\r\n", &mut Vec::new()).unwrap_err();
+        assert_eq!(e.status, 413);
+        let e = Chunked::new(4)
+            .feed(b"zz\r\n", &mut Vec::new())
+            .unwrap_err();
+        assert_eq!(e.status, 400);
+    }
+}

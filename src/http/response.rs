@@ -1,0 +1,162 @@
+//! A response as a value, and the one function that turns it into bytes on the wire.
+//! Handlers build `Response`s; only the connection layer calls `encode`.
+
+use std::borrow::Cow;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    /// None only for bodiless statuses (204, 304).
+    pub content_type: Option<Cow<'static, str>>,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn json(status: u16, value: &serde_json::Value) -> Response {
+        let body = serde_json::to_vec(value).expect("a serde_json::Value always serializes");
+        Response::bytes(status, "application/json", body)
+    }
+
+    pub fn bytes(
+        status: u16,
+        content_type: impl Into<Cow<'static, str>>,
+        body: Vec<u8>,
+    ) -> Response {
+        Response {
+            status,
+            content_type: Some(content_type.into()),
+            headers: Vec::new(),
+            body,
+        }
+    }
+
+    /// 204 No Content (or 304): no body, no Content-Type.
+    pub fn empty(status: u16) -> Response {
+        Response {
+            status,
+            content_type: None,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Response {
+        self.headers.push((name, value.into()));
+        self
+    }
+}
+
+/// What the connection says about itself in the `Connection` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionHeader {
+    /// HTTP/1.1 keep-alive: nothing to say.
+    None,
+    /// HTTP/1.0 client that asked to keep the connection.
+    KeepAlive,
+    Close,
+}
+
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        200 => "OK",
+        201 => "Created",
+        204 => "No Content",
+        304 => "Not Modified",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        412 => "Precondition Failed",
+        413 => "Content Too Large",
+        414 => "URI Too Long",
+        417 => "Expectation Failed",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        503 => "Service Unavailable",
+        507 => "Insufficient Storage",
+        _ => "Unknown",
+    }
+}
+
+/// Append `r` to `out`. `head_only` (HEAD) keeps every header, Content-Length included, and
+/// drops the body. Returns the number of body bytes written.
+pub fn encode(
+    r: &Response,
+    out: &mut Vec<u8>,
+    head_only: bool,
+    connection: ConnectionHeader,
+    date: &str,
+) -> usize {
+    use std::io::Write;
+    let _ = write!(
+        out,
+        "HTTP/1.1 {} {}\r\nDate: {}\r\n",
+        r.status,
+        reason(r.status),
+        date
+    );
+    if let Some(ct) = &r.content_type {
+        let _ = write!(out, "Content-Type: {ct}\r\n");
+    }
+    let bodiless = r.status == 204 || r.status == 304 || r.status < 200;
+    if !bodiless {
+        let _ = write!(out, "Content-Length: {}\r\n", r.body.len());
+    }
+    out.extend_from_slice(b"X-Content-Type-Options: nosniff\r\n");
+    for (k, v) in &r.headers {
+        let _ = write!(out, "{k}: {v}\r\n");
+    }
+    match connection {
+        ConnectionHeader::None => {}
+        ConnectionHeader::KeepAlive => out.extend_from_slice(b"Connection: keep-alive\r\n"),
+        ConnectionHeader::Close => out.extend_from_slice(b"Connection: close\r\n"),
+    }
+    out.extend_from_slice(b"\r\n");
+    if head_only || bodiless {
+        return 0;
+    }
+    out.extend_from_slice(&r.body);
+    r.body.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn head_keeps_the_length_and_drops_the_body() {
+        let r = Response::bytes(200, "text/plain", b"hello".to_vec());
+        let mut out = Vec::new();
+        encode(&r, &mut out, true, ConnectionHeader::None, "D");
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(
+            text,
+            "HTTP/1.1 200 OK\r\nDate: D\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\
+             X-Content-Type-Options: nosniff\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn no_content_has_no_length_and_no_body() {
+        let mut out = Vec::new();
+        encode(
+            &Response::empty(204),
+            &mut out,
+            false,
+            ConnectionHeader::Close,
+            "D",
+        );
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(
+            text,
+            "HTTP/1.1 204 No Content\r\nDate: D\r\nX-Content-Type-Options: nosniff\r\n\
+             Connection: close\r\n\r\n"
+        );
+    }
+}

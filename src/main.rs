@@ -1,0 +1,183 @@
+//! The `pykv` command: parse arguments, load config and data, run the server. The only place
+//! that exits the process: every start-up error is one line on stderr and exit status 2.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use pykv::auth::{self, Source, Token};
+use pykv::config::{self, Config};
+use pykv::store::{Project, Store};
+use pykv::{log, persist, server, signal};
+
+const HELP: &str = "\
+pykv — Simple PyKV, a small key-value server over HTTP
+
+Usage:
+  pykv [--config PATH]          serve (config: --config, else $PYKV_CONFIG, else ./config.json)
+  pykv --check-config [PATH]    validate a config file and exit
+  pykv --check-data [DIR]       check every snapshot in a data directory (default: the config's)
+  pykv token                    print a fresh random token (for config.json)
+  pykv --help | --version
+
+Environment:
+  PYKV_CONFIG        config file path, when --config is not given
+  PYKV_ADMIN_TOKEN   admin token, when config.json sets none
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("pykv: {msg}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(args: &[String]) -> Result<(), String> {
+    let strs: Vec<&str> = args.iter().map(String::as_str).collect();
+    match strs.as_slice() {
+        ["--help"] | ["-h"] => {
+            print!("{HELP}");
+            Ok(())
+        }
+        ["--version"] | ["-V"] => {
+            println!("pykv {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+        ["token"] => {
+            let t = auth::generate_secret().map_err(|e| format!("no randomness: {e}"))?;
+            println!("{t}");
+            Ok(())
+        }
+        ["--check-config"] => check_config(&default_config_path()),
+        ["--check-config", path] => check_config(Path::new(path)),
+        ["--check-data"] => check_data(&load_config(&default_config_path())?.data_dir),
+        ["--check-data", dir] => check_data(Path::new(dir)),
+        [] => serve(&default_config_path()),
+        ["--config", path] => serve(Path::new(path)),
+        _ => Err(format!(
+            "unknown arguments {:?}; see pykv --help",
+            args.join(" ")
+        )),
+    }
+}
+
+fn default_config_path() -> PathBuf {
+    std::env::var_os("PYKV_CONFIG")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("config.json"))
+}
+
+fn load_config(path: &Path) -> Result<Config, String> {
+    config::load(path).map_err(|e| format!("config error: {e}"))
+}
+
+fn check_config(path: &Path) -> Result<(), String> {
+    load_config(path)?;
+    println!("config OK: {}", path.display());
+    Ok(())
+}
+
+fn check_data(dir: &Path) -> Result<(), String> {
+    for line in persist::check_dir(dir)? {
+        println!("{line}");
+    }
+    Ok(())
+}
+
+/// The admin token: config.json, else $PYKV_ADMIN_TOKEN, else `data_dir/admin.token`, created
+/// (0600) on first start. Returns the token and where it came from (for the log; never the token).
+fn admin_token(cfg: &Config) -> Result<(String, String), String> {
+    if let Some(t) = &cfg.admin_token {
+        return Ok((t.clone(), "from config.json".into()));
+    }
+    if let Ok(t) = std::env::var("PYKV_ADMIN_TOKEN") {
+        auth::validate_secret(&t).map_err(|e| format!("PYKV_ADMIN_TOKEN: {e}"))?;
+        return Ok((t, "from PYKV_ADMIN_TOKEN".into()));
+    }
+    let path = cfg.data_dir.join("admin.token");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let t = text.trim().to_string();
+            auth::validate_secret(&t).map_err(|e| format!("{}: {e}", path.display()))?;
+            Ok((t, format!("read from {}", path.display())))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let t = auth::generate_secret().map_err(|e| format!("no randomness: {e}"))?;
+            persist::write_atomic(&cfg.data_dir, "admin.token", |w| {
+                use std::io::Write;
+                writeln!(w, "{t}")
+            })
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            Ok((t, format!("generated and stored in {}", path.display())))
+        }
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+    }
+}
+
+/// Snapshots from the data directory, then config.json's projects over them: config.json owns
+/// a declared project's settings and tokens, its file owns the keys.
+fn load_store(cfg: &Config) -> Result<Store, String> {
+    let mut store = Store::new(cfg.limits.max_keys_per_project);
+    let (loaded, removed) = persist::load_dir(&cfg.data_dir)?;
+    for path in removed {
+        log::now(format_args!(
+            "removed {} (a snapshot write that never finished)",
+            path.display()
+        ));
+    }
+    for l in loaded {
+        let mut project = l.project;
+        if project.source() == Source::Config && !cfg.projects.contains_key(&l.name) {
+            project.release_from_config();
+        }
+        store.insert_loaded(l.name, project);
+    }
+    for (name, pc) in &cfg.projects {
+        let tokens: Vec<Token> = pc
+            .tokens
+            .iter()
+            .enumerate()
+            .map(|(i, t)| Token {
+                id: format!("cfg-{}", i + 1),
+                label: t.label.clone(),
+                access: t.access,
+                secret: t.secret.clone(),
+                source: Source::Config,
+            })
+            .collect();
+        let mode = pc.persistence.unwrap_or(cfg.persistence);
+        match store.project_mut_for_startup(name) {
+            Some(p) => p.adopt_config(mode, tokens),
+            None => store.insert_loaded(name.clone(), Project::new(mode, Source::Config, tokens)),
+        }
+    }
+    Ok(store)
+}
+
+fn serve(config_path: &Path) -> Result<(), String> {
+    let cfg = load_config(config_path)?;
+    persist::prepare_dir(&cfg.data_dir)
+        .map_err(|e| format!("data_dir {}: {e}", cfg.data_dir.display()))?;
+    let (admin, admin_from) = admin_token(&cfg)?;
+    let store = load_store(&cfg)?;
+    let listener = mio::net::TcpListener::bind(cfg.listen)
+        .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
+    let wake = signal::install().map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    let srv = server::Server::new(&cfg, listener, wake, store, admin)
+        .map_err(|e| format!("cannot start the event loop: {e}"))?;
+    log::now(format_args!("admin token: {admin_from}"));
+    log::now(format_args!(
+        "pykv {} listening on {addr} config={} data_dir={} persistence={}",
+        env!("CARGO_PKG_VERSION"),
+        config_path.display(),
+        cfg.data_dir.display(),
+        cfg.persistence.as_str()
+    ));
+    srv.run().map_err(|e| format!("event loop failed: {e}"))
+}

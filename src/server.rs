@@ -1,0 +1,522 @@
+//! The event loop: one thread accepts, reads, parses, routes, touches the store, saves snapshots
+//! and writes responses. It owns the listener, every connection, the store and the timers.
+//!
+//! Durability ordering (sync mode): a change is applied in memory at once, but its answer is held
+//! until the end of the loop turn, when one snapshot per changed project is written (group
+//! commit: every change that arrived in the same turn shares it). Until then, any request that
+//! would *read* that project is deferred, so no client ever sees a value that a failed write
+//! later rolls back; a request that changes it joins the group and shares its fate.
+
+use std::collections::HashMap;
+use std::io;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, UnixStream};
+use mio::{Events, Interest, Poll, Token};
+
+use crate::api::{self, Ctx, Route, Touches};
+use crate::config::{Config, Limits};
+use crate::error::ApiError;
+use crate::http::conn::{Conn, Next, Waiting, READ_CHUNK};
+use crate::http::{Request, Response};
+use crate::log::{self, Log};
+use crate::persist::{self, SaveError};
+use crate::store::{Persistence, Store};
+
+const LISTENER: Token = Token(0);
+const SIGNAL: Token = Token(1);
+const FIRST_CONN: usize = 2;
+/// After an accept error (EMFILE, ENFILE, ENOMEM), wait this long before accepting again rather
+/// than spin on a listener that stays readable.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+/// How long a shutdown waits for answers already queued to reach their clients.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+pub struct Server {
+    poll: Poll,
+    listener: Option<TcpListener>,
+    signal: UnixStream,
+    conns: Vec<Option<Conn>>,
+    free: Vec<usize>,
+    open: usize,
+    /// Connections with a held answer or a deferred request, to revisit after the snapshot.
+    waiting: Vec<usize>,
+    store: Store,
+    ctx: Ctx,
+    limits: Limits,
+    data_dir: PathBuf,
+    interval: Duration,
+    max_connections: usize,
+    log_requests: bool,
+    scratch: Vec<u8>,
+    log: Log,
+    now: Instant,
+    date: String,
+    date_secs: u64,
+    accept_paused_until: Option<Instant>,
+    next_save: Option<Instant>,
+    next_sweep: Instant,
+    stopping: bool,
+}
+
+impl Server {
+    pub fn new(
+        cfg: &Config,
+        listener: TcpListener,
+        signal: UnixStream,
+        store: Store,
+        admin_token: String,
+    ) -> io::Result<Server> {
+        let poll = Poll::new()?;
+        let mut listener = listener;
+        let mut signal = signal;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        poll.registry()
+            .register(&mut signal, SIGNAL, Interest::READABLE)?;
+        let now = Instant::now();
+        Ok(Server {
+            poll,
+            listener: Some(listener),
+            signal,
+            conns: Vec::new(),
+            free: Vec::new(),
+            open: 0,
+            waiting: Vec::new(),
+            store,
+            ctx: Ctx {
+                admin_token,
+                limits: cfg.limits.clone(),
+                default_persistence: cfg.persistence,
+                problems: Default::default(),
+            },
+            limits: cfg.limits.clone(),
+            data_dir: cfg.data_dir.clone(),
+            interval: Duration::from_millis(cfg.interval_ms),
+            max_connections: cfg.max_connections,
+            log_requests: cfg.log_requests,
+            scratch: vec![0; READ_CHUNK],
+            log: Log::default(),
+            now,
+            date: String::new(),
+            date_secs: u64::MAX,
+            accept_paused_until: None,
+            next_save: None,
+            next_sweep: now,
+            stopping: false,
+        })
+    }
+
+    /// Run until SIGTERM or SIGINT; then finish what is in hand, save, and return.
+    pub fn run(mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        while !self.stopping {
+            let timeout = self.next_timeout();
+            match self.poll.poll(&mut events, timeout) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            self.tick_clock();
+            for ev in events.iter() {
+                match ev.token() {
+                    LISTENER => self.accept(),
+                    SIGNAL => {
+                        let mut buf = [0u8; 16];
+                        // Drain the wake-up bytes; how many signals came does not matter.
+                        while matches!(io::Read::read(&mut self.signal, &mut buf), Ok(n) if n > 0) {
+                        }
+                        self.stopping = true;
+                    }
+                    Token(t) => {
+                        let idx = t - FIRST_CONN;
+                        if let Some(Some(c)) = self.conns.get_mut(idx) {
+                            if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                                c.on_readable();
+                            }
+                            self.drive(idx);
+                        }
+                    }
+                }
+            }
+            self.commit_pending();
+            self.timers();
+            self.log.flush();
+        }
+        self.shutdown();
+        Ok(())
+    }
+
+    fn tick_clock(&mut self) {
+        self.now = Instant::now();
+        let (secs, _) = log::unix_now();
+        if secs != self.date_secs {
+            self.date_secs = secs;
+            self.date = log::http_date(secs);
+        }
+    }
+
+    /// When the loop must wake even without I/O: never while nothing can time out.
+    fn next_timeout(&mut self) -> Option<Duration> {
+        let mut at: Option<Instant> = self.next_save;
+        if self.open > 0 {
+            at = Some(at.map_or(self.next_sweep, |a| a.min(self.next_sweep)));
+        }
+        if let Some(p) = self.accept_paused_until {
+            at = Some(at.map_or(p, |a| a.min(p)));
+        }
+        at.map(|t| t.saturating_duration_since(Instant::now()))
+    }
+
+    fn timers(&mut self) {
+        let now = self.now;
+        if self.accept_paused_until.is_some_and(|t| now >= t) {
+            self.accept_paused_until = None;
+            self.accept();
+        }
+        if self.open > 0 && now >= self.next_sweep {
+            self.next_sweep = now + self.sweep_every();
+            self.sweep_timeouts();
+        }
+        if self.next_save.is_some_and(|t| now >= t) {
+            self.next_save = None;
+            self.save_dirty();
+        }
+        if self.next_save.is_none() && !self.store.dirty_interval_projects().is_empty() {
+            self.next_save = Some(now + self.interval);
+        }
+    }
+
+    /// Check timeouts often enough that the shortest one is honoured to within a fifth.
+    fn sweep_every(&self) -> Duration {
+        let l = &self.limits;
+        let shortest = l
+            .head_timeout_ms
+            .min(l.body_timeout_ms)
+            .min(l.idle_timeout_ms);
+        Duration::from_millis((shortest / 5).clamp(20, 1000))
+    }
+
+    fn sweep_timeouts(&mut self) {
+        for idx in 0..self.conns.len() {
+            let Some(c) = self.conns[idx].as_mut() else {
+                continue;
+            };
+            if let Some(r) = c.check_timeouts(self.now, &self.limits, &self.date) {
+                if self.log_requests {
+                    self.log
+                        .line(format_args!("- - {} {}B 0us", r.status, r.body.len()));
+                }
+            }
+            if c.dead {
+                self.close(idx);
+            }
+        }
+    }
+
+    fn accept(&mut self) {
+        if self.accept_paused_until.is_some() {
+            return;
+        }
+        loop {
+            let Some(listener) = self.listener.as_ref() else {
+                return;
+            };
+            match listener.accept() {
+                Ok((stream, _)) => {
+                    if self.open >= self.max_connections {
+                        // Dropping closes it at once: past the limit, refusing is the answer.
+                        drop(stream);
+                        continue;
+                    }
+                    let _ = stream.set_nodelay(true);
+                    let idx = self.free.pop().unwrap_or_else(|| {
+                        self.conns.push(None);
+                        self.conns.len() - 1
+                    });
+                    let mut conn = Conn::new(stream, self.now);
+                    let token = Token(idx + FIRST_CONN);
+                    let interest = Interest::READABLE | Interest::WRITABLE;
+                    if self
+                        .poll
+                        .registry()
+                        .register(&mut conn.stream, token, interest)
+                        .is_err()
+                    {
+                        self.free.push(idx);
+                        continue;
+                    }
+                    self.conns[idx] = Some(conn);
+                    self.open += 1;
+                    // Data may have arrived with the connection; edge-triggered events for it
+                    // will come, but reading now saves a turn.
+                    self.drive(idx);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => {}
+                Err(e) => {
+                    self.log.line(format_args!(
+                        "accept failed: {e}; pausing accepts for {} ms",
+                        ACCEPT_PAUSE.as_millis()
+                    ));
+                    self.accept_paused_until = Some(self.now + ACCEPT_PAUSE);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn close(&mut self, idx: usize) {
+        if let Some(mut c) = self.conns[idx].take() {
+            let _ = self.poll.registry().deregister(&mut c.stream);
+            self.free.push(idx);
+            self.open -= 1;
+        }
+    }
+
+    /// Take every complete request a connection has, in order, until it must wait.
+    fn drive(&mut self, idx: usize) {
+        loop {
+            let Some(c) = self.conns[idx].as_mut() else {
+                return;
+            };
+            if !c.can_take_request() {
+                break;
+            }
+            match c.next_request(&mut self.scratch, &self.limits, self.now) {
+                Next::Request(req) => self.dispatch(idx, req, Instant::now()),
+                Next::NeedMore => break,
+                Next::Fail(e) => {
+                    let r = c.fail(e, &self.date);
+                    if self.log_requests {
+                        self.log
+                            .line(format_args!("- - {} {}B 0us", r.status, r.body.len()));
+                    }
+                    break;
+                }
+            }
+        }
+        let Some(c) = self.conns[idx].as_mut() else {
+            return;
+        };
+        c.flush(self.now);
+        if c.dead && c.waiting.is_none() {
+            self.close(idx);
+        }
+    }
+
+    /// Route one request, or park it (see the module doc).
+    fn dispatch(&mut self, idx: usize, mut req: Request, started: Instant) {
+        let route = Route::parse(&req.head.path);
+        let touched: Option<String> = match route.as_ref().map(Route::touches) {
+            Some(Touches::One(p)) => Some(p.to_string()),
+            _ => None,
+        };
+        let touches_all = matches!(route.as_ref().map(Route::touches), Some(Touches::All));
+        let mutation = api::is_mutation(&req.head.method);
+        let reads_pending = match &touched {
+            Some(p) => self.store.is_pending(p),
+            None => touches_all && self.store.any_pending(),
+        };
+        if reads_pending && !mutation {
+            self.park(
+                idx,
+                Waiting::Deferred {
+                    request: req,
+                    started,
+                },
+            );
+            return;
+        }
+        let (ctx, store) = (&mut self.ctx, &mut self.store);
+        let response = catch_unwind(AssertUnwindSafe(|| api::handle(ctx, store, &mut req)))
+            .unwrap_or_else(|_| {
+                ApiError::internal("the server hit a bug handling this request; it was logged")
+                    .into_response()
+            });
+        let held_on = self
+            .store
+            .take_last_recorded()
+            .or_else(|| touched.filter(|p| mutation && self.store.is_pending(p)));
+        match held_on {
+            Some(project) => self.park(
+                idx,
+                Waiting::Held {
+                    project,
+                    response,
+                    request: req,
+                    started,
+                },
+            ),
+            None => self.respond(idx, &req, &response, started),
+        }
+    }
+
+    fn park(&mut self, idx: usize, w: Waiting) {
+        if let Some(c) = self.conns[idx].as_mut() {
+            c.waiting = Some(w);
+            self.waiting.push(idx);
+        }
+    }
+
+    fn respond(&mut self, idx: usize, req: &Request, r: &Response, started: Instant) {
+        let Some(c) = self.conns[idx].as_mut() else {
+            return;
+        };
+        let bytes = c.send(r, req, &self.date);
+        if self.log_requests {
+            self.log.line(format_args!(
+                "{} {} {} {}B {}us",
+                req.head.method.as_str(),
+                req.head.path,
+                r.status,
+                bytes,
+                started.elapsed().as_micros()
+            ));
+        }
+    }
+
+    /// Write one snapshot per project with changes waiting, then release or fail their held
+    /// answers and run the deferred requests. Repeats while those create new changes.
+    fn commit_pending(&mut self) {
+        while self.store.any_pending() || !self.waiting.is_empty() {
+            let mut failed: HashMap<String, SaveError> = HashMap::new();
+            for name in self.store.pending_projects() {
+                let result = self.write_project(&name);
+                match result {
+                    Ok(()) => {
+                        self.store.commit(&name);
+                        self.ctx.problems.remove(&name);
+                    }
+                    Err(e) => {
+                        self.log.line(format_args!(
+                            "snapshot of project {name} failed, change undone: {e}"
+                        ));
+                        self.ctx
+                            .problems
+                            .insert(name.clone(), format!("last snapshot failed: {e}"));
+                        self.store.rollback(&name);
+                        failed.insert(name, e);
+                    }
+                }
+            }
+            for idx in std::mem::take(&mut self.waiting) {
+                let Some(c) = self.conns[idx].as_mut() else {
+                    continue;
+                };
+                match c.waiting.take() {
+                    Some(Waiting::Held {
+                        project,
+                        response,
+                        request,
+                        started,
+                    }) => {
+                        let r = match failed.get(&project) {
+                            Some(e) => not_saved(e).into_response(),
+                            None => response,
+                        };
+                        self.respond(idx, &request, &r, started);
+                    }
+                    Some(Waiting::Deferred { request, started }) => {
+                        self.dispatch(idx, request, started);
+                    }
+                    None => {}
+                }
+                if self.conns[idx]
+                    .as_ref()
+                    .is_some_and(|c| c.waiting.is_none())
+                {
+                    self.drive(idx);
+                }
+            }
+        }
+    }
+
+    /// Save or remove one project's snapshot to match memory.
+    fn write_project(&self, name: &str) -> Result<(), SaveError> {
+        match self.store.project(name) {
+            Some(p) if p.persistence() != Persistence::Memory => {
+                persist::save(&self.data_dir, name, p)
+            }
+            _ => persist::remove(&self.data_dir, name),
+        }
+    }
+
+    /// Interval mode: save every dirty project; a failure is logged and retried next time.
+    fn save_dirty(&mut self) {
+        for name in self.store.dirty_interval_projects() {
+            match self.write_project(&name) {
+                Ok(()) => {
+                    self.store.mark_clean(&name);
+                    self.ctx.problems.remove(&name);
+                }
+                Err(e) => {
+                    self.log.line(format_args!(
+                        "snapshot of project {name} failed, will retry: {e}"
+                    ));
+                    self.ctx
+                        .problems
+                        .insert(name, format!("unsaved changes: {e}"));
+                }
+            }
+        }
+    }
+
+    /// Stop accepting, answer the requests already received, save everything, return.
+    fn shutdown(&mut self) {
+        log::now(format_args!("pykv stopping: finishing requests in hand"));
+        if let Some(mut l) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut l);
+        }
+        for idx in 0..self.conns.len() {
+            if self.conns[idx].is_some() {
+                self.drive(idx);
+            }
+        }
+        self.commit_pending();
+        let deadline = Instant::now() + SHUTDOWN_GRACE;
+        let mut events = Events::with_capacity(256);
+        while self.open > 0 && Instant::now() < deadline {
+            let _ = self.poll.poll(&mut events, Some(Duration::from_millis(50)));
+            self.tick_clock();
+            for idx in 0..self.conns.len() {
+                if let Some(c) = self.conns[idx].as_mut() {
+                    c.on_readable();
+                    c.flush(self.now);
+                    if c.dead || c.idle_between_requests() {
+                        self.close(idx);
+                    }
+                }
+            }
+        }
+        self.save_dirty();
+        let unsaved = self.store.dirty_interval_projects();
+        self.log.flush();
+        if unsaved.is_empty() {
+            log::now(format_args!("pykv stopped: all data saved"));
+        } else {
+            log::now(format_args!(
+                "pykv stopped: could not save projects {}",
+                unsaved.join(", ")
+            ));
+        }
+    }
+}
+
+fn not_saved(e: &SaveError) -> ApiError {
+    match e {
+        SaveError::Full(_) => ApiError::new(
+            507,
+            "storage_full",
+            "the disk is full: the change was not saved and has been undone",
+        ),
+        SaveError::Io(err) => ApiError::new(
+            500,
+            "storage_error",
+            format!("the snapshot could not be written ({err}): the change was not saved and has been undone"),
+        ),
+    }
+}
