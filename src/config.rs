@@ -19,6 +19,7 @@ pub struct Config {
     pub persistence: Persistence,
     pub interval_ms: u64,
     pub max_connections: usize,
+    pub max_watches: usize,
     pub log_requests: bool,
     pub limits: Limits,
     pub projects: BTreeMap<String, ProjectConfig>,
@@ -88,6 +89,8 @@ struct RawConfig {
     interval_ms: u64,
     #[serde(default = "default_max_connections")]
     max_connections: usize,
+    #[serde(default = "default_max_watches")]
+    max_watches: usize,
     #[serde(default = "default_true")]
     log_requests: bool,
     #[serde(default)]
@@ -107,6 +110,9 @@ fn default_interval_ms() -> u64 {
 }
 fn default_max_connections() -> usize {
     1024
+}
+fn default_max_watches() -> usize {
+    1000
 }
 fn default_true() -> bool {
     true
@@ -143,6 +149,9 @@ fn validate(raw: RawConfig, path: &Path) -> Result<Config, String> {
     if raw.max_connections == 0 || raw.max_connections > 65_536 {
         return Err("max_connections: must be between 1 and 65536".into());
     }
+    if raw.max_watches == 0 || raw.max_watches > 65_536 {
+        return Err("max_watches: must be between 1 and 65536".into());
+    }
     validate_limits(&raw.limits)?;
     let mut seen_secrets = std::collections::HashSet::new();
     if let Some(t) = &raw.admin_token {
@@ -172,6 +181,7 @@ fn validate(raw: RawConfig, path: &Path) -> Result<Config, String> {
         persistence: raw.persistence.unwrap_or(Persistence::Sync),
         interval_ms: raw.interval_ms,
         max_connections: raw.max_connections,
+        max_watches: raw.max_watches,
         log_requests: raw.log_requests,
         limits: raw.limits,
         projects: raw.projects,

@@ -11,6 +11,9 @@ pub struct ApiError {
     pub message: String,
     /// Extra response headers (`Allow` on 405, `WWW-Authenticate` on 401).
     pub headers: Vec<(&'static str, String)>,
+    /// Extra body fields beside `error` and `message` (a 412's current version, a batch's
+    /// failing op index).
+    pub fields: Vec<(&'static str, serde_json::Value)>,
 }
 
 impl ApiError {
@@ -20,7 +23,13 @@ impl ApiError {
             code,
             message: message.into(),
             headers: Vec::new(),
+            fields: Vec::new(),
         }
+    }
+
+    pub fn with_field(mut self, name: &'static str, value: serde_json::Value) -> ApiError {
+        self.fields.push((name, value));
+        self
     }
 
     pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> ApiError {
@@ -53,7 +62,10 @@ impl ApiError {
     }
 
     pub fn into_response(self) -> Response {
-        let body = serde_json::json!({ "error": self.code, "message": self.message });
+        let mut body = serde_json::json!({ "error": self.code, "message": self.message });
+        for (k, v) in self.fields {
+            body[k] = v;
+        }
         let mut r = Response::json(self.status, &body);
         r.headers.extend(self.headers);
         r

@@ -432,9 +432,15 @@ mod tests {
         prepare_dir(&dir).unwrap();
         let mut s = store::Store::new(None);
         s.create_project("p", Persistence::Sync, vec![]).unwrap();
-        s.put("p", "text", b"h\"i\n".to_vec(), Some("text/plain"))
-            .unwrap();
-        s.put("p", "bin", vec![0, 255, 1], None).unwrap();
+        s.put(
+            "p",
+            "text",
+            b"h\"i\n".to_vec(),
+            Some("text/plain"),
+            Some(4_000_000_000),
+        )
+        .unwrap();
+        s.put("p", "bin", vec![0, 255, 1], None, None).unwrap();
         save(&dir, "p", s.project("p").unwrap()).unwrap();
         let text = fs::read(snapshot_path(&dir, "p")).unwrap();
         let json: serde_json::Value = serde_json::from_slice(&text).unwrap();

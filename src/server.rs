@@ -7,7 +7,7 @@
 //! would *read* that project is deferred, so no client ever sees a value that a failed write
 //! later rolls back; a request that changes it joins the group and shares its fate.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use mio::net::{TcpListener, UnixStream};
 use mio::{Events, Interest, Poll, Token};
 
-use crate::api::{self, Ctx, Route, Touches};
+use crate::api::{self, Ctx, Reply, Route, Touches, WatchPhase};
 use crate::config::{Config, Limits};
 use crate::error::ApiError;
 use crate::http::conn::{Conn, Next, Waiting, READ_CHUNK};
@@ -33,6 +33,9 @@ const FIRST_CONN: usize = 2;
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 /// How long a shutdown waits for answers already queued to reach their clients.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+/// Expired keys removed per loop turn at most; the rest wait for the next turn, so a mass
+/// expiry never stalls the loop.
+const EXPIRE_PER_TURN: usize = 1000;
 
 pub struct Server {
     poll: Poll,
@@ -59,6 +62,10 @@ pub struct Server {
     next_save: Option<Instant>,
     next_sweep: Instant,
     stopping: bool,
+    /// Parked watches by project, and by deadline (to time them out in order).
+    watchers: HashMap<String, Vec<usize>>,
+    watch_deadlines: BTreeSet<(Instant, usize)>,
+    max_watches: usize,
 }
 
 impl Server {
@@ -91,6 +98,8 @@ impl Server {
                 limits: cfg.limits.clone(),
                 default_persistence: cfg.persistence,
                 problems: Default::default(),
+                watch: WatchPhase::Fresh,
+                watch_since: None,
             },
             limits: cfg.limits.clone(),
             data_dir: cfg.data_dir.clone(),
@@ -106,6 +115,9 @@ impl Server {
             next_save: None,
             next_sweep: now,
             stopping: false,
+            watchers: HashMap::new(),
+            watch_deadlines: BTreeSet::new(),
+            max_watches: cfg.max_watches,
         })
     }
 
@@ -141,8 +153,9 @@ impl Server {
                     }
                 }
             }
-            self.commit_pending();
+            self.settle();
             self.timers();
+            self.settle();
             self.log.flush();
         }
         self.shutdown();
@@ -156,6 +169,19 @@ impl Server {
             self.date_secs = secs;
             self.date = log::http_date(secs);
         }
+        self.store.set_clock(secs);
+        self.store.expire_due(EXPIRE_PER_TURN);
+    }
+
+    /// Save what waits for a snapshot and wake the watches of what changed, until neither is
+    /// left (a woken connection may send more requests).
+    fn settle(&mut self) {
+        loop {
+            self.commit_pending();
+            if !self.wake_watchers() {
+                break;
+            }
+        }
     }
 
     /// When the loop must wake even without I/O: never while nothing can time out.
@@ -166,6 +192,16 @@ impl Server {
         }
         if let Some(p) = self.accept_paused_until {
             at = Some(at.map_or(p, |a| a.min(p)));
+        }
+        if let Some(&(d, _)) = self.watch_deadlines.first() {
+            at = Some(at.map_or(d, |a| a.min(d)));
+        }
+        if let Some(t) = self.store.next_expiry() {
+            // Expiry is in whole seconds: wake just after the second it falls due.
+            let wait = Duration::from_secs(t.saturating_sub(self.store.clock()))
+                + Duration::from_millis(5);
+            let e = self.now + wait.saturating_sub(self.now.elapsed());
+            at = Some(at.map_or(e, |a| a.min(e)));
         }
         at.map(|t| t.saturating_duration_since(Instant::now()))
     }
@@ -184,8 +220,14 @@ impl Server {
             self.next_save = None;
             self.save_dirty();
         }
-        if self.next_save.is_none() && !self.store.dirty_interval_projects().is_empty() {
+        if self.next_save.is_none() && !self.store.unsaved_projects().is_empty() {
             self.next_save = Some(now + self.interval);
+        }
+        while let Some(&(deadline, idx)) = self.watch_deadlines.first() {
+            if deadline > now {
+                break;
+            }
+            self.rerun_watch(idx, WatchPhase::TimedOut);
         }
     }
 
@@ -279,6 +321,16 @@ impl Server {
 
     /// Take every complete request a connection has, in order, until it must wait.
     fn drive(&mut self, idx: usize) {
+        if let Some(c) = self.conns[idx].as_mut() {
+            if matches!(c.waiting, Some(Waiting::Watch { .. }))
+                && c.peer_gone(&mut self.scratch, &self.limits, self.now)
+            {
+                // A watcher that hung up: forget its watch and the connection.
+                self.unpark_watch(idx);
+                self.close(idx);
+                return;
+            }
+        }
         loop {
             let Some(c) = self.conns[idx].as_mut() else {
                 return;
@@ -287,7 +339,7 @@ impl Server {
                 break;
             }
             match c.next_request(&mut self.scratch, &self.limits, self.now) {
-                Next::Request(req) => self.dispatch(idx, req, Instant::now()),
+                Next::Request(req) => self.dispatch(idx, req, Instant::now(), None),
                 Next::NeedMore => break,
                 Next::Fail(e) => {
                     let r = c.fail(e, &self.date);
@@ -308,8 +360,14 @@ impl Server {
         }
     }
 
-    /// Route one request, or park it (see the module doc).
-    fn dispatch(&mut self, idx: usize, mut req: Request, started: Instant) {
+    /// Route one request, or park it (see the module doc). `deadline` is a re-run watch's.
+    fn dispatch(
+        &mut self,
+        idx: usize,
+        mut req: Request,
+        started: Instant,
+        deadline: Option<Instant>,
+    ) {
         let route = Route::parse(&req.head.path);
         let touched: Option<String> = match route.as_ref().map(Route::touches) {
             Some(Touches::One(p)) => Some(p.to_string()),
@@ -332,11 +390,48 @@ impl Server {
             return;
         }
         let (ctx, store) = (&mut self.ctx, &mut self.store);
-        let response = catch_unwind(AssertUnwindSafe(|| api::handle(ctx, store, &mut req)))
+        let reply = catch_unwind(AssertUnwindSafe(|| api::handle(ctx, store, &mut req)))
             .unwrap_or_else(|_| {
-                ApiError::internal("the server hit a bug handling this request; it was logged")
-                    .into_response()
+                Reply::Now(
+                    ApiError::internal("the server hit a bug handling this request; it was logged")
+                        .into_response(),
+                )
             });
+        let response = match reply {
+            Reply::Now(r) => r,
+            Reply::Watch(w) => {
+                if self.watch_deadlines.len() >= self.max_watches {
+                    let e = ApiError::new(
+                        503,
+                        "too_many_watches",
+                        format!(
+                            "{} watches are waiting already (max_watches); try again later",
+                            self.max_watches
+                        ),
+                    );
+                    self.respond(idx, &req, &e.into_response(), started);
+                    return;
+                }
+                let deadline = deadline.unwrap_or(self.now + Duration::from_secs(w.seconds));
+                self.watchers
+                    .entry(w.project.clone())
+                    .or_default()
+                    .push(idx);
+                self.watch_deadlines.insert((deadline, idx));
+                self.park(
+                    idx,
+                    Waiting::Watch {
+                        request: req,
+                        started,
+                        deadline,
+                        project: w.project,
+                        target: w.target,
+                        since: w.since,
+                    },
+                );
+                return;
+            }
+        };
         let held_on = self
             .store
             .take_last_recorded()
@@ -355,10 +450,82 @@ impl Server {
         }
     }
 
+    /// Wake every parked watch that a committed change concerns. Returns whether any woke.
+    fn wake_watchers(&mut self) -> bool {
+        let changes = self.store.take_changes();
+        if changes.is_empty() || self.watchers.is_empty() {
+            return false;
+        }
+        let mut woken = BTreeSet::new();
+        for (project, key) in &changes {
+            let Some(list) = self.watchers.get(project) else {
+                continue;
+            };
+            for &idx in list {
+                if let Some(Some(c)) = self.conns.get(idx) {
+                    if let Some(Waiting::Watch { target, .. }) = &c.waiting {
+                        if target.matches(key) {
+                            woken.insert(idx);
+                        }
+                    }
+                }
+            }
+        }
+        for &idx in &woken {
+            self.rerun_watch(idx, WatchPhase::Fired);
+        }
+        !woken.is_empty()
+    }
+
+    /// Run a parked watch's request again: it answers (or parks again, keeping its deadline).
+    fn rerun_watch(&mut self, idx: usize, phase: WatchPhase) {
+        let Some((request, started, deadline, since)) = self.unpark_watch(idx) else {
+            return;
+        };
+        self.ctx.watch = phase;
+        self.ctx.watch_since = Some(since);
+        self.dispatch(idx, request, started, Some(deadline));
+        self.ctx.watch = WatchPhase::Fresh;
+        self.ctx.watch_since = None;
+        if self.conns[idx]
+            .as_ref()
+            .is_some_and(|c| c.waiting.is_none())
+        {
+            self.drive(idx);
+        }
+    }
+
+    /// Take a connection's parked watch out of the registries.
+    fn unpark_watch(&mut self, idx: usize) -> Option<(Request, Instant, Instant, u64)> {
+        let c = self.conns[idx].as_mut()?;
+        let Some(Waiting::Watch {
+            request,
+            started,
+            deadline,
+            project,
+            since,
+            ..
+        }) = c.waiting.take()
+        else {
+            return None;
+        };
+        self.watch_deadlines.remove(&(deadline, idx));
+        if let Some(list) = self.watchers.get_mut(&project) {
+            list.retain(|&i| i != idx);
+            if list.is_empty() {
+                self.watchers.remove(&project);
+            }
+        }
+        Some((request, started, deadline, since))
+    }
+
     fn park(&mut self, idx: usize, w: Waiting) {
         if let Some(c) = self.conns[idx].as_mut() {
+            // Watches are revisited on changes and deadlines, the rest after the snapshot.
+            if !matches!(w, Waiting::Watch { .. }) {
+                self.waiting.push(idx);
+            }
             c.waiting = Some(w);
-            self.waiting.push(idx);
         }
     }
 
@@ -421,8 +588,9 @@ impl Server {
                         self.respond(idx, &request, &r, started);
                     }
                     Some(Waiting::Deferred { request, started }) => {
-                        self.dispatch(idx, request, started);
+                        self.dispatch(idx, request, started, None);
                     }
+                    Some(w @ Waiting::Watch { .. }) => c.waiting = Some(w),
                     None => {}
                 }
                 if self.conns[idx]
@@ -447,7 +615,7 @@ impl Server {
 
     /// Interval mode: save every dirty project; a failure is logged and retried next time.
     fn save_dirty(&mut self) {
-        for name in self.store.dirty_interval_projects() {
+        for name in self.store.unsaved_projects() {
             match self.write_project(&name) {
                 Ok(()) => {
                     self.store.mark_clean(&name);
@@ -476,6 +644,11 @@ impl Server {
                 self.drive(idx);
             }
         }
+        self.settle();
+        // Parked watches end now, as if their time ran out.
+        while let Some(&(_, idx)) = self.watch_deadlines.first() {
+            self.rerun_watch(idx, WatchPhase::TimedOut);
+        }
         self.commit_pending();
         let deadline = Instant::now() + SHUTDOWN_GRACE;
         let mut events = Events::with_capacity(256);
@@ -493,7 +666,7 @@ impl Server {
             }
         }
         self.save_dirty();
-        let unsaved = self.store.dirty_interval_projects();
+        let unsaved = self.store.unsaved_projects();
         self.log.flush();
         if unsaved.is_empty() {
             log::now(format_args!("pykv stopped: all data saved"));

@@ -4,7 +4,7 @@
 //! (`rollback`).
 
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use crate::auth::{self, Access, Source, Token};
 
@@ -54,7 +54,14 @@ pub struct Project {
     bytes: u64,
     /// Changed since its last successful snapshot.
     dirty: bool,
+    /// Recent removals (version, key), so a prefix watch can tell a deletion happened.
+    deletions: VecDeque<(u64, Box<str>)>,
+    /// The newest version dropped from `deletions` (0: none dropped yet).
+    deletions_forgotten_upto: u64,
 }
+
+/// How many recent deletions a project remembers for prefix watches.
+const DELETIONS_KEPT: usize = 256;
 
 impl Project {
     pub fn new(persistence: Persistence, source: Source, tokens: Vec<Token>) -> Project {
@@ -66,6 +73,8 @@ impl Project {
             version: 0,
             bytes: 0,
             dirty: false,
+            deletions: VecDeque::new(),
+            deletions_forgotten_upto: 0,
         }
     }
 
@@ -90,6 +99,9 @@ impl Project {
             version: version.max(top),
             bytes,
             dirty: false,
+            deletions: VecDeque::new(),
+            // Deletions before the restart are unknown: prefix watches on older versions wake.
+            deletions_forgotten_upto: version.max(top),
         }
     }
 
@@ -134,6 +146,15 @@ impl Project {
         self.tokens = tokens;
     }
 
+    fn note_deletion(&mut self, version: u64, key: &str) {
+        if self.deletions.len() == DELETIONS_KEPT {
+            if let Some((v, _)) = self.deletions.pop_front() {
+                self.deletions_forgotten_upto = v;
+            }
+        }
+        self.deletions.push_back((version, key.into()));
+    }
+
     fn next_version(&mut self) -> u64 {
         self.version += 1;
         self.version
@@ -155,6 +176,10 @@ pub enum StoreError {
     TokenNotFound,
     /// The project already holds `max_keys_per_project` keys.
     KeyQuota(usize),
+    /// `incr` on a value that is not a 64-bit integer.
+    NotAnInteger,
+    /// `incr` past the range of a 64-bit integer.
+    Overflow,
 }
 
 /// How to take back one change whose snapshot failed.
@@ -181,6 +206,14 @@ pub struct Store {
     /// must wait for.
     last_recorded: Option<String>,
     max_keys: Option<usize>,
+    /// Unix seconds, set by the server each loop turn: a key whose `expires_at` is not after
+    /// this is absent.
+    clock: u64,
+    /// (expires_at, project, key) for every key with an expiry, so the sweep finds due keys
+    /// without scanning.
+    expiry: BTreeSet<(u64, String, Box<str>)>,
+    /// Keys changed since the server last asked (see `take_changes`).
+    changed: Vec<(String, Box<str>)>,
 }
 
 /// Names become file names: lower-case letters, digits, `_` and `-`, at most 64, no leading
@@ -220,6 +253,11 @@ impl Store {
 
     /// Add a project as loaded or declared at start-up (no undo: nothing to save yet).
     pub fn insert_loaded(&mut self, name: String, project: Project) {
+        for (k, v) in &project.keys {
+            if let Some(t) = v.expires_at {
+                self.expiry.insert((t, name.clone(), k.clone()));
+            }
+        }
         self.projects.insert(name, project);
     }
 
@@ -244,7 +282,11 @@ impl Store {
 
     /// The snapshot holding `name`'s pending changes is durable: forget how to undo them.
     pub fn commit(&mut self, name: &str) {
-        self.pending.remove(name);
+        for u in self.pending.remove(name).unwrap_or_default() {
+            if let Undo::Key { key, .. } = u {
+                self.changed.push((name.to_string(), key));
+            }
+        }
         self.mark_clean(name);
     }
 
@@ -271,25 +313,20 @@ impl Store {
                     }
                 }
                 Undo::Key { key, old } => {
-                    if let Some(p) = self.projects.get_mut(name) {
-                        if let Some(cur) = p.keys.remove(&key) {
-                            p.bytes -= (key.len() + cur.data.len()) as u64;
-                        }
-                        if let Some(old) = old {
-                            p.bytes += (key.len() + old.data.len()) as u64;
-                            p.keys.insert(key, old);
-                        }
-                    }
+                    self.swap(name, &key, old);
                 }
             }
         }
     }
 
-    /// Projects in `interval` mode changed since their last snapshot.
-    pub fn dirty_interval_projects(&self) -> Vec<String> {
+    /// Projects changed since their last snapshot that no sync write is about to save:
+    /// `interval` projects, and `sync` projects whose keys expired.
+    pub fn unsaved_projects(&self) -> Vec<String> {
         self.projects
             .iter()
-            .filter(|(_, p)| p.dirty && p.persistence == Persistence::Interval)
+            .filter(|(n, p)| {
+                p.dirty && p.persistence != Persistence::Memory && !self.pending.contains_key(*n)
+            })
             .map(|(n, _)| n.clone())
             .collect()
     }
@@ -318,6 +355,8 @@ impl Store {
         p.dirty = true;
         if p.persistence == Persistence::Sync {
             self.record(name, Undo::Key { key, old });
+        } else {
+            self.changed.push((name.to_string(), key));
         }
     }
 
@@ -434,70 +473,235 @@ impl Store {
 
     // ---- keys ----
 
+    /// Replace `key` with `new` (None removes it), keeping the byte count and the expiry index
+    /// in step. Every change to a key goes through here. Returns the previous value.
+    fn swap(&mut self, project: &str, key: &str, new: Option<Value>) -> Option<Value> {
+        let p = self.projects.get_mut(project)?;
+        if let Some(v) = &new {
+            p.bytes += (key.len() + v.data.len()) as u64;
+            if let Some(t) = v.expires_at {
+                self.expiry.insert((t, project.to_string(), key.into()));
+            }
+        }
+        let old = match new {
+            Some(v) => p.keys.insert(key.into(), v),
+            None => p.keys.remove(key),
+        };
+        if let Some(o) = &old {
+            p.bytes -= (key.len() + o.data.len()) as u64;
+            if let Some(t) = o.expires_at {
+                self.expiry.remove(&(t, project.to_string(), key.into()));
+            }
+        }
+        old
+    }
+
+    fn live(&self, v: &Value) -> bool {
+        v.expires_at.is_none_or(|t| t > self.clock)
+    }
+
+    /// The key's value, unless absent or expired.
     pub fn get(&self, project: &str, key: &str) -> Result<&Value, StoreError> {
         let p = self
             .projects
             .get(project)
             .ok_or(StoreError::ProjectNotFound)?;
-        p.keys.get(key).ok_or(StoreError::KeyNotFound)
+        p.keys
+            .get(key)
+            .filter(|v| self.live(v))
+            .ok_or(StoreError::KeyNotFound)
     }
 
+    /// The key's version, 0 when absent or expired.
+    pub fn current_version(&self, project: &str, key: &str) -> u64 {
+        self.get(project, key).map_or(0, |v| v.version)
+    }
+
+    fn check_quota(&self, project: &str, key: &str) -> Result<(), StoreError> {
+        let (Some(max), Some(p)) = (self.max_keys, self.projects.get(project)) else {
+            return Ok(());
+        };
+        if !p.keys.contains_key(key) && p.keys.len() >= max {
+            return Err(StoreError::KeyQuota(max));
+        }
+        Ok(())
+    }
+
+    /// Set a key. `expires_at` None clears any expiry.
     pub fn put(
         &mut self,
         project: &str,
         key: &str,
         data: Vec<u8>,
         content_type: Option<&str>,
+        expires_at: Option<u64>,
     ) -> Result<Written, StoreError> {
-        let max_keys = self.max_keys;
+        self.check_quota(project, key)?;
         let p = self
             .projects
             .get_mut(project)
             .ok_or(StoreError::ProjectNotFound)?;
-        let exists = p.keys.contains_key(key);
-        if let Some(max) = max_keys {
-            if !exists && p.keys.len() >= max {
-                return Err(StoreError::KeyQuota(max));
-            }
-        }
         let version = p.next_version();
         let value = Value {
             data: data.into_boxed_slice(),
             content_type: content_type.map(Into::into),
             version,
-            expires_at: None,
+            expires_at,
         };
-        p.bytes += (key.len() + value.data.len()) as u64;
-        let old = p.keys.insert(key.into(), value);
-        if let Some(old) = &old {
-            p.bytes -= (key.len() + old.data.len()) as u64;
-        }
-        let created = old.is_none();
+        let old = self.swap(project, key, Some(value));
+        let created = old.as_ref().is_none_or(|o| !self.live(o));
         self.record_key(project, key.into(), old);
         Ok(Written { created, version })
     }
 
     pub fn delete(&mut self, project: &str, key: &str) -> Result<u64, StoreError> {
-        let p = self
-            .projects
-            .get_mut(project)
-            .ok_or(StoreError::ProjectNotFound)?;
-        let old = p.keys.remove(key).ok_or(StoreError::KeyNotFound)?;
-        p.bytes -= (key.len() + old.data.len()) as u64;
+        self.get(project, key)?;
+        let old = self.swap(project, key, None);
+        let p = self.projects.get_mut(project).expect("checked by get");
         let version = p.next_version();
-        self.record_key(project, key.into(), Some(old));
+        p.note_deletion(version, key);
+        self.record_key(project, key.into(), old);
         Ok(version)
     }
 
-    /// Up to `limit` keys starting with `prefix` and after `after`, in byte order, and the key to
-    /// pass as `after` for the next page when more follow.
+    /// Add `delta` to a counter: a missing key counts as 0; the expiry and Content-Type stay.
+    pub fn incr(
+        &mut self,
+        project: &str,
+        key: &str,
+        delta: i64,
+    ) -> Result<(i64, Written), StoreError> {
+        let (current, content_type, expires_at) = match self.get(project, key) {
+            Ok(v) => {
+                let text = std::str::from_utf8(&v.data).map_err(|_| StoreError::NotAnInteger)?;
+                let n: i64 = text.trim().parse().map_err(|_| StoreError::NotAnInteger)?;
+                (n, v.content_type.clone(), v.expires_at)
+            }
+            Err(StoreError::KeyNotFound) => (0, Some("text/plain".into()), None),
+            Err(e) => return Err(e),
+        };
+        let next = current.checked_add(delta).ok_or(StoreError::Overflow)?;
+        let written = self.put(
+            project,
+            key,
+            next.to_string().into_bytes(),
+            content_type.as_deref(),
+            expires_at,
+        )?;
+        Ok((next, written))
+    }
+
+    /// Apply `ops` all or nothing, as one change with one version. On failure nothing changed
+    /// and the error names the op's index.
+    pub fn batch(
+        &mut self,
+        project: &str,
+        ops: Vec<BatchOp>,
+    ) -> Result<(u64, Vec<BatchDone>), (usize, BatchFail)> {
+        let Some(p) = self.projects.get(project) else {
+            return Err((0, BatchFail::ProjectNotFound));
+        };
+        let version = p.version + 1;
+        let mut undo: Vec<(Box<str>, Option<Value>)> = Vec::new();
+        let mut done = Vec::with_capacity(ops.len());
+        for (i, op) in ops.into_iter().enumerate() {
+            match self.batch_op(project, op, version, &mut undo) {
+                Ok(d) => done.push(d),
+                Err(fail) => {
+                    for (key, old) in undo.into_iter().rev() {
+                        self.swap(project, &key, old);
+                    }
+                    return Err((i, fail));
+                }
+            }
+        }
+        if undo.is_empty() {
+            // Only checks: nothing changed, no version is used.
+            return Ok((self.projects[project].version, done));
+        }
+        let p = self.projects.get_mut(project).expect("checked above");
+        p.version = version;
+        for (key, _) in &undo {
+            if !p.keys.contains_key(key) {
+                p.note_deletion(version, key);
+            }
+        }
+        for (key, old) in undo {
+            self.record_key(project, key, old);
+        }
+        Ok((version, done))
+    }
+
+    fn batch_op(
+        &mut self,
+        project: &str,
+        op: BatchOp,
+        version: u64,
+        undo: &mut Vec<(Box<str>, Option<Value>)>,
+    ) -> Result<BatchDone, BatchFail> {
+        let expect = |want: Option<u64>, actual: u64| match want {
+            Some(w) if w != actual => Err(BatchFail::Version {
+                expected: w,
+                actual,
+            }),
+            _ => Ok(()),
+        };
+        match op {
+            BatchOp::Check { key, version: want } => {
+                let actual = self.current_version(project, &key);
+                match want {
+                    None if actual == 0 => Err(BatchFail::Missing),
+                    _ => expect(want, actual).map(|()| BatchDone::Check { version: actual }),
+                }
+            }
+            BatchOp::Delete { key, version: want } => {
+                let actual = self.current_version(project, &key);
+                expect(want, actual)?;
+                if actual == 0 {
+                    return Ok(BatchDone::Delete { deleted: false });
+                }
+                let old = self.swap(project, &key, None);
+                undo.push((key.into_boxed_str(), old));
+                Ok(BatchDone::Delete { deleted: true })
+            }
+            BatchOp::Put {
+                key,
+                data,
+                content_type,
+                expires_at,
+                version: want,
+            } => {
+                let actual = self.current_version(project, &key);
+                expect(want, actual)?;
+                self.check_quota(project, &key).map_err(|e| match e {
+                    StoreError::KeyQuota(max) => BatchFail::Quota(max),
+                    _ => BatchFail::ProjectNotFound,
+                })?;
+                let value = Value {
+                    data: data.into_boxed_slice(),
+                    content_type: content_type.map(Into::into),
+                    version,
+                    expires_at,
+                };
+                let old = self.swap(project, &key, Some(value));
+                undo.push((key.into_boxed_str(), old));
+                Ok(BatchDone::Put {
+                    created: actual == 0,
+                    version,
+                })
+            }
+        }
+    }
+
+    /// Up to `limit` live keys starting with `prefix` and after `after`, in byte order, and the
+    /// key to pass as `after` for the next page when more follow.
     pub fn list(
         &self,
         project: &str,
         prefix: &str,
         after: Option<&str>,
         limit: usize,
-    ) -> Result<(Vec<&str>, Option<&str>), StoreError> {
+    ) -> Result<Page<'_>, StoreError> {
         use std::ops::Bound;
         let p = self
             .projects
@@ -507,19 +711,136 @@ impl Store {
             Some(a) if a >= prefix => Bound::Excluded(a),
             _ => Bound::Included(prefix),
         };
-        let mut keys = Vec::with_capacity(limit.min(p.keys.len()));
+        let mut page = Vec::with_capacity(limit.min(p.keys.len()));
         let mut iter = p
             .keys
             .range::<str, _>((start, Bound::Unbounded))
-            .map(|(k, _)| &**k)
-            .take_while(|k| k.starts_with(prefix));
-        for k in iter.by_ref().take(limit) {
-            keys.push(k);
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .filter(|(_, v)| self.live(v))
+            .map(|(k, v)| (&**k, v));
+        for kv in iter.by_ref().take(limit) {
+            page.push(kv);
         }
         let more = iter.next().is_some();
-        let next = if more { keys.last().copied() } else { None };
-        Ok((keys, next))
+        let next = if more {
+            page.last().map(|(k, _)| *k)
+        } else {
+            None
+        };
+        Ok((page, next))
     }
+
+    /// Whether any key under `prefix` changed after project version `since` (a write by its
+    /// live version, a removal by the project's recent-deletions log). When the log no longer
+    /// reaches back to `since`, answers true: a watcher may wake early, never late.
+    pub fn prefix_changed_since(&self, project: &str, prefix: &str, since: u64) -> bool {
+        let Some(p) = self.projects.get(project) else {
+            return true;
+        };
+        if p.version <= since {
+            return false;
+        }
+        if p.deletions_forgotten_upto > since {
+            return true;
+        }
+        let deleted = p
+            .deletions
+            .iter()
+            .any(|(v, k)| *v > since && k.starts_with(prefix));
+        deleted
+            || p.keys
+                .range::<str, _>((
+                    std::ops::Bound::Included(prefix),
+                    std::ops::Bound::Unbounded,
+                ))
+                .take_while(|(k, _)| k.starts_with(prefix))
+                .any(|(_, v)| v.version > since)
+    }
+
+    // ---- time ----
+
+    /// Set the store's notion of now (Unix seconds); the server calls this every loop turn.
+    pub fn set_clock(&mut self, now: u64) {
+        self.clock = now;
+    }
+
+    pub fn clock(&self) -> u64 {
+        self.clock
+    }
+
+    /// The earliest expiry still in the index.
+    pub fn next_expiry(&self) -> Option<u64> {
+        self.expiry.first().map(|(t, _, _)| *t)
+    }
+
+    /// Remove up to `budget` keys whose time has come, oldest first (the index makes this cost
+    /// what it removes, not the size of the store). Returns how many were removed.
+    pub fn expire_due(&mut self, budget: usize) -> usize {
+        let mut removed = 0;
+        while removed < budget {
+            let Some((t, project, key)) = self.expiry.first().cloned() else {
+                break;
+            };
+            if t > self.clock {
+                break;
+            }
+            self.swap(&project, &key, None);
+            self.expiry.remove(&(t, project.clone(), key.clone()));
+            if let Some(p) = self.projects.get_mut(&project) {
+                let version = p.next_version();
+                p.note_deletion(version, &key);
+                p.dirty = true;
+            }
+            self.changed.push((project, key));
+            removed += 1;
+        }
+        removed
+    }
+
+    /// Keys changed (durably, for sync projects) since the last call, for watchers.
+    pub fn take_changes(&mut self) -> Vec<(String, Box<str>)> {
+        std::mem::take(&mut self.changed)
+    }
+}
+
+/// A listing page: (key, value) pairs in byte order, and the `after` of the next page.
+pub type Page<'a> = (Vec<(&'a str, &'a Value)>, Option<&'a str>);
+
+/// One operation of a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchOp {
+    /// `version`: Some(0) = only if absent, Some(n) = only if at version n.
+    Put {
+        key: String,
+        data: Vec<u8>,
+        content_type: Option<String>,
+        expires_at: Option<u64>,
+        version: Option<u64>,
+    },
+    Delete {
+        key: String,
+        version: Option<u64>,
+    },
+    /// None: the key must exist; Some(0): it must not; Some(n): it must be at version n.
+    Check {
+        key: String,
+        version: Option<u64>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchDone {
+    Put { created: bool, version: u64 },
+    Delete { deleted: bool },
+    Check { version: u64 },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchFail {
+    Version { expected: u64, actual: u64 },
+    Missing,
+    Quota(usize),
+    ProjectNotFound,
 }
 
 #[cfg(test)]
@@ -537,12 +858,14 @@ mod tests {
     fn listing_pages_in_byte_order_within_the_prefix() {
         let mut s = store_with(Persistence::Memory);
         for k in ["b/2", "a", "b/1", "b/3", "c"] {
-            s.put("p", k, vec![], None).unwrap();
+            s.put("p", k, vec![], None, None).unwrap();
         }
         let (keys, next) = s.list("p", "b/", None, 2).unwrap();
+        let keys: Vec<&str> = keys.iter().map(|(k, _)| *k).collect();
         assert_eq!(keys, ["b/1", "b/2"]);
         assert_eq!(next, Some("b/2"));
         let (keys, next) = s.list("p", "b/", Some("b/2"), 2).unwrap();
+        let keys: Vec<&str> = keys.iter().map(|(k, _)| *k).collect();
         assert_eq!(keys, ["b/3"]);
         assert_eq!(next, None);
     }
@@ -550,10 +873,10 @@ mod tests {
     #[test]
     fn rollback_restores_keys_bytes_and_tokens() {
         let mut s = store_with(Persistence::Sync);
-        s.put("p", "k", b"old".to_vec(), None).unwrap();
+        s.put("p", "k", b"old".to_vec(), None, None).unwrap();
         s.commit("p");
-        s.put("p", "k", b"newer".to_vec(), None).unwrap();
-        s.put("p", "x", b"1".to_vec(), None).unwrap();
+        s.put("p", "k", b"newer".to_vec(), None, None).unwrap();
+        s.put("p", "x", b"1".to_vec(), None, None).unwrap();
         s.delete("p", "x").unwrap();
         s.rollback("p");
         assert_eq!(&*s.get("p", "k").unwrap().data, b"old");
@@ -577,18 +900,21 @@ mod tests {
     #[test]
     fn memory_and_interval_changes_leave_no_undo_log() {
         let mut s = store_with(Persistence::Interval);
-        s.put("p", "k", b"v".to_vec(), None).unwrap();
+        s.put("p", "k", b"v".to_vec(), None, None).unwrap();
         assert!(!s.is_pending("p"));
-        assert_eq!(s.dirty_interval_projects(), ["p"]);
+        assert_eq!(s.unsaved_projects(), ["p"]);
     }
 
     #[test]
     fn the_key_quota_counts_only_new_keys() {
         let mut s = Store::new(Some(1));
         s.create_project("p", Persistence::Memory, vec![]).unwrap();
-        s.put("p", "a", vec![], None).unwrap();
-        s.put("p", "a", vec![1], None).unwrap();
-        assert_eq!(s.put("p", "b", vec![], None), Err(StoreError::KeyQuota(1)));
+        s.put("p", "a", vec![], None, None).unwrap();
+        s.put("p", "a", vec![1], None, None).unwrap();
+        assert_eq!(
+            s.put("p", "b", vec![], None, None),
+            Err(StoreError::KeyQuota(1))
+        );
     }
 
     #[test]

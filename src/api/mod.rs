@@ -4,6 +4,7 @@
 //! `Response` or an `ApiError`. Nothing here sees a socket or writes a file.
 
 mod auth;
+mod batch;
 mod health;
 mod keys;
 mod projects;
@@ -24,6 +25,54 @@ pub struct Ctx {
     pub default_persistence: Persistence,
     /// Projects that could not be saved, and why (shown by /health).
     pub problems: BTreeMap<String, String>,
+    /// Set by the server while it re-runs a parked watch.
+    pub watch: WatchPhase,
+    /// The version a re-run watch was parked at (its `version`, or the current one then).
+    pub watch_since: Option<u64>,
+}
+
+/// Where a parked watch stands when its request is run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WatchPhase {
+    /// First run: park if nothing changed yet.
+    #[default]
+    Fresh,
+    /// A change to what it watches was committed: answer unless provably unchanged.
+    Fired,
+    /// Its time ran out: answer 304.
+    TimedOut,
+}
+
+/// What a handler returns: an answer now, or a watch to park until a change or a timeout.
+#[derive(Debug)]
+pub enum Reply {
+    Now(Response),
+    Watch(Watch),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Watch {
+    pub project: String,
+    pub target: WatchTarget,
+    pub seconds: u64,
+    /// The version it waits to see change.
+    pub since: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WatchTarget {
+    Key(String),
+    Prefix(String),
+}
+
+impl WatchTarget {
+    /// Whether a change to `key` concerns this watch.
+    pub fn matches(&self, key: &str) -> bool {
+        match self {
+            WatchTarget::Key(k) => k == key,
+            WatchTarget::Prefix(p) => key.starts_with(p.as_str()),
+        }
+    }
 }
 
 /// A request's target, typed. Path segments are kept raw here and validated by the handler
@@ -84,8 +133,8 @@ impl Route {
             Route::Project(_) => "GET, HEAD, PATCH, DELETE",
             Route::Tokens(_) => "GET, HEAD, POST",
             Route::Token(..) => "DELETE",
-            Route::Keys(_) => "GET, HEAD",
-            Route::Key(..) => "GET, HEAD, PUT, DELETE",
+            Route::Keys(_) => "GET, HEAD, POST",
+            Route::Key(..) => "GET, HEAD, PUT, POST, DELETE",
         }
     }
 
@@ -108,34 +157,34 @@ pub fn is_mutation(method: &Method) -> bool {
 }
 
 /// Answer one request. Every error becomes its JSON response here.
-pub fn handle(ctx: &mut Ctx, store: &mut Store, req: &mut Request) -> Response {
-    route(ctx, store, req).unwrap_or_else(ApiError::into_response)
+pub fn handle(ctx: &mut Ctx, store: &mut Store, req: &mut Request) -> Reply {
+    route(ctx, store, req).unwrap_or_else(|e| Reply::Now(e.into_response()))
 }
 
-fn route(ctx: &mut Ctx, store: &mut Store, req: &mut Request) -> Result<Response, ApiError> {
+fn route(ctx: &mut Ctx, store: &mut Store, req: &mut Request) -> Result<Reply, ApiError> {
+    let now = Reply::Now;
     let route = Route::parse(&req.head.path).ok_or_else(ApiError::not_found)?;
     let method = &req.head.method;
     let allowed = route.allow().split(", ").any(|m| m == method.as_str());
     if !allowed {
         return Err(ApiError::method_not_allowed(route.allow()));
     }
-    let q = req.head.query.as_deref();
     match (&route, method) {
-        (Route::Health, _) => {
-            query::none(q)?;
-            Ok(health::get(ctx))
-        }
-        (Route::Projects, Method::Post) => projects::create(ctx, store, req),
-        (Route::Projects, _) => projects::list(ctx, store, req),
-        (Route::Project(p), Method::Patch) => projects::patch(ctx, store, req, p),
-        (Route::Project(p), Method::Delete) => projects::delete(ctx, store, req, p),
-        (Route::Project(p), _) => projects::get(ctx, store, req, p),
-        (Route::Tokens(p), Method::Post) => tokens::create(ctx, store, req, p),
-        (Route::Tokens(p), _) => tokens::list(ctx, store, req, p),
-        (Route::Token(p, id), _) => tokens::revoke(ctx, store, req, p, id),
+        // Probes add cache-busting parameters; /health ignores its query.
+        (Route::Health, _) => Ok(now(health::get(ctx))),
+        (Route::Projects, Method::Post) => projects::create(ctx, store, req).map(now),
+        (Route::Projects, _) => projects::list(ctx, store, req).map(now),
+        (Route::Project(p), Method::Patch) => projects::patch(ctx, store, req, p).map(now),
+        (Route::Project(p), Method::Delete) => projects::delete(ctx, store, req, p).map(now),
+        (Route::Project(p), _) => projects::get(ctx, store, req, p).map(now),
+        (Route::Tokens(p), Method::Post) => tokens::create(ctx, store, req, p).map(now),
+        (Route::Tokens(p), _) => tokens::list(ctx, store, req, p).map(now),
+        (Route::Token(p, id), _) => tokens::revoke(ctx, store, req, p, id).map(now),
+        (Route::Keys(p), Method::Post) => batch::apply(ctx, store, req, p).map(now),
         (Route::Keys(p), _) => keys::list(ctx, store, req, p),
-        (Route::Key(p, k), Method::Put) => keys::put(ctx, store, req, p, k),
-        (Route::Key(p, k), Method::Delete) => keys::delete(ctx, store, req, p, k),
+        (Route::Key(p, k), Method::Put) => keys::put(ctx, store, req, p, k).map(now),
+        (Route::Key(p, k), Method::Post) => keys::incr(ctx, store, req, p, k).map(now),
+        (Route::Key(p, k), Method::Delete) => keys::delete(ctx, store, req, p, k).map(now),
         (Route::Key(p, k), _) => keys::get(ctx, store, req, p, k),
     }
 }

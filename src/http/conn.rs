@@ -60,6 +60,15 @@ pub enum Waiting {
     },
     /// A request that must not read its project until pending changes are durable.
     Deferred { request: Request, started: Instant },
+    /// A watch parked until a change to `target` in `project`, or `deadline`.
+    Watch {
+        request: Request,
+        started: Instant,
+        deadline: Instant,
+        project: String,
+        target: crate::api::WatchTarget,
+        since: u64,
+    },
 }
 
 pub struct Conn {
@@ -97,6 +106,12 @@ impl Conn {
             waiting: None,
             dead: false,
         }
+    }
+
+    /// Read what has arrived (kept for later) and tell whether the client has hung up.
+    pub fn peer_gone(&mut self, scratch: &mut [u8], limits: &Limits, now: Instant) -> bool {
+        self.fill(scratch, limits, now);
+        self.peer_closed || self.dead
     }
 
     /// Nothing sent is unanswered and nothing received is half-parsed.

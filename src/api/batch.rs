@@ -1,0 +1,188 @@
+//! `POST /v1/kv/{project}` with `{"ops": [...]}`: puts, deletes and checks applied all or
+//! nothing, as one change (one version, one snapshot).
+
+use serde::Deserialize;
+
+use super::auth::require_project;
+use super::keys::{project_name, project_not_found, validate_key, MAX_TTL_SECONDS};
+use super::projects::json_body;
+use super::{query, Ctx};
+use crate::auth::Access;
+use crate::error::ApiError;
+use crate::http::{Request, Response};
+use crate::persist::base64_decode;
+use crate::store::{BatchDone, BatchFail, BatchOp, Store};
+
+/// The most operations one batch may hold.
+pub const MAX_OPS: usize = 1000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Body {
+    ops: Vec<OpIn>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OpIn {
+    op: String,
+    key: String,
+    #[serde(default)]
+    value: Option<String>,
+    #[serde(default)]
+    base64: bool,
+    #[serde(default)]
+    content_type: Option<String>,
+    #[serde(default)]
+    ttl: Option<u64>,
+    #[serde(default)]
+    version: Option<u64>,
+}
+
+fn invalid(i: usize, why: impl std::fmt::Display) -> ApiError {
+    ApiError::new(400, "invalid_batch", format!("op {i}: {why}")).with_field("index", i.into())
+}
+
+/// Turn one op of the body into a store operation, or say what is wrong with it.
+fn parse_op(ctx: &Ctx, clock: u64, i: usize, op: OpIn) -> Result<BatchOp, ApiError> {
+    validate_key(ctx, &op.key).map_err(|why| invalid(i, why))?;
+    let only_put = |field: &str| invalid(i, format!("{field} goes only with op \"put\""));
+    if op.op != "put" {
+        if op.value.is_some() || op.base64 || op.content_type.is_some() {
+            return Err(only_put("value, base64 and content_type"));
+        }
+        if op.ttl.is_some() {
+            return Err(only_put("ttl"));
+        }
+    }
+    match op.op.as_str() {
+        "put" => {
+            let value = op.value.ok_or_else(|| invalid(i, "a put needs a value"))?;
+            let data = if op.base64 {
+                base64_decode(&value).ok_or_else(|| invalid(i, "value is not valid base64"))?
+            } else {
+                value.into_bytes()
+            };
+            if data.len() > ctx.limits.max_value_bytes {
+                return Err(invalid(
+                    i,
+                    format!(
+                        "the value exceeds {} bytes (limits.max_value_bytes)",
+                        ctx.limits.max_value_bytes
+                    ),
+                ));
+            }
+            let expires_at = match op.ttl {
+                Some(t) if t == 0 || t > MAX_TTL_SECONDS => {
+                    return Err(invalid(
+                        i,
+                        format!("ttl must be from 1 to {MAX_TTL_SECONDS}"),
+                    ));
+                }
+                Some(t) => Some(clock + t),
+                None => None,
+            };
+            Ok(BatchOp::Put {
+                key: op.key,
+                data,
+                content_type: op.content_type,
+                expires_at,
+                version: op.version,
+            })
+        }
+        "delete" => Ok(BatchOp::Delete {
+            key: op.key,
+            version: op.version,
+        }),
+        "check" => Ok(BatchOp::Check {
+            key: op.key,
+            version: op.version,
+        }),
+        other => Err(invalid(
+            i,
+            format!("unknown op {other:?}: use put, delete or check"),
+        )),
+    }
+}
+
+fn key_of(op: &BatchOp) -> &str {
+    match op {
+        BatchOp::Put { key, .. } | BatchOp::Delete { key, .. } | BatchOp::Check { key, .. } => key,
+    }
+}
+
+pub fn apply(
+    ctx: &Ctx,
+    store: &mut Store,
+    req: &Request,
+    project: &str,
+) -> Result<Response, ApiError> {
+    require_project(ctx, store, req, project, Access::Write)?;
+    project_name(project)?;
+    query::none(req.head.query.as_deref())?;
+    if store.project(project).is_none() {
+        return Err(project_not_found(project));
+    }
+    let body: Body = json_body(req)?;
+    if body.ops.is_empty() || body.ops.len() > MAX_OPS {
+        return Err(ApiError::new(
+            400,
+            "invalid_batch",
+            format!("a batch holds 1 to {MAX_OPS} ops"),
+        ));
+    }
+    let clock = store.clock();
+    let ops = body
+        .ops
+        .into_iter()
+        .enumerate()
+        .map(|(i, op)| parse_op(ctx, clock, i, op))
+        .collect::<Result<Vec<_>, _>>()?;
+    let keys: Vec<String> = ops.iter().map(|op| key_of(op).to_string()).collect();
+    let (version, done) = store.batch(project, ops).map_err(|(i, fail)| {
+        let key = &keys[i];
+        match fail {
+            BatchFail::Version { expected, actual } => ApiError::new(
+                409,
+                "condition_failed",
+                format!(
+                    "op {i} on {key:?}: the key is at version {actual}, not {expected} \
+                     (0 means absent); nothing was changed"
+                ),
+            )
+            .with_field("index", i.into()),
+            BatchFail::Missing => ApiError::new(
+                409,
+                "condition_failed",
+                format!("op {i}: check of {key:?}: the key does not exist; nothing was changed"),
+            )
+            .with_field("index", i.into()),
+            BatchFail::Quota(max) => ApiError::new(
+                507,
+                "quota_exceeded",
+                format!(
+                    "op {i} on {key:?}: the project holds its maximum of {max} keys \
+                     (limits.max_keys_per_project); nothing was changed"
+                ),
+            )
+            .with_field("index", i.into()),
+            BatchFail::ProjectNotFound => project_not_found(project),
+        }
+    })?;
+    let results: Vec<serde_json::Value> = done
+        .iter()
+        .zip(&keys)
+        .map(|(d, key)| match d {
+            BatchDone::Put { created, version } => serde_json::json!(
+                {"op": "put", "key": key, "version": version, "created": created}),
+            BatchDone::Delete { deleted } => serde_json::json!(
+                {"op": "delete", "key": key, "deleted": deleted}),
+            BatchDone::Check { version } => serde_json::json!(
+                {"op": "check", "key": key, "version": version}),
+        })
+        .collect();
+    Ok(Response::json(
+        200,
+        &serde_json::json!({"version": version, "results": results}),
+    ))
+}
