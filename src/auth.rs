@@ -45,6 +45,9 @@ pub struct Token {
     pub access: Access,
     pub secret: String,
     pub source: Source,
+    /// A scoped token reads and writes only keys starting with this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
 }
 
 impl std::fmt::Debug for Token {
@@ -55,6 +58,7 @@ impl std::fmt::Debug for Token {
             .field("label", &self.label)
             .field("access", &self.access)
             .field("source", &self.source)
+            .field("prefix", &self.prefix)
             .finish_non_exhaustive()
     }
 }
@@ -163,6 +167,7 @@ mod tests {
             access: Access::Read,
             secret: "pykv_secret_value".into(),
             source: Source::Api,
+            prefix: None,
         };
         assert!(!format!("{t:?}").contains("secret_value"));
     }

@@ -20,6 +20,8 @@ pub struct Config {
     pub interval_ms: u64,
     pub max_connections: usize,
     pub max_watches: usize,
+    pub cors_origins: Vec<String>,
+    pub compat_project: Option<String>,
     pub log_requests: bool,
     pub limits: Limits,
     pub projects: BTreeMap<String, ProjectConfig>,
@@ -33,6 +35,7 @@ pub struct Limits {
     pub max_headers: usize,
     pub max_url_bytes: usize,
     pub max_value_bytes: usize,
+    pub max_import_bytes: usize,
     pub max_key_bytes: usize,
     pub max_keys_per_project: Option<usize>,
     pub head_timeout_ms: u64,
@@ -47,6 +50,7 @@ impl Default for Limits {
             max_headers: 100,
             max_url_bytes: 8 * 1024,
             max_value_bytes: 1024 * 1024,
+            max_import_bytes: 64 * 1024 * 1024,
             max_key_bytes: 1024,
             max_keys_per_project: None,
             head_timeout_ms: 10_000,
@@ -62,6 +66,10 @@ pub struct ProjectConfig {
     #[serde(default)]
     pub persistence: Option<Persistence>,
     #[serde(default)]
+    pub max_keys: Option<u64>,
+    #[serde(default)]
+    pub max_bytes: Option<u64>,
+    #[serde(default)]
     pub tokens: Vec<TokenConfig>,
 }
 
@@ -71,6 +79,9 @@ pub struct TokenConfig {
     pub label: String,
     pub access: Access,
     pub secret: String,
+    /// Scope the token to keys starting with this.
+    #[serde(default)]
+    pub prefix: Option<String>,
 }
 
 /// The file as written; turned into `Config` by `validate`.
@@ -91,6 +102,10 @@ struct RawConfig {
     max_connections: usize,
     #[serde(default = "default_max_watches")]
     max_watches: usize,
+    #[serde(default)]
+    cors_origins: Vec<String>,
+    #[serde(default)]
+    compat_project: Option<String>,
     #[serde(default = "default_true")]
     log_requests: bool,
     #[serde(default)]
@@ -152,6 +167,21 @@ fn validate(raw: RawConfig, path: &Path) -> Result<Config, String> {
     if raw.max_watches == 0 || raw.max_watches > 65_536 {
         return Err("max_watches: must be between 1 and 65536".into());
     }
+    for o in &raw.cors_origins {
+        let ok = o == "*"
+            || ((o.starts_with("http://") || o.starts_with("https://"))
+                && !o.ends_with('/')
+                && o.bytes().all(|b| b.is_ascii_graphic()));
+        if !ok {
+            return Err(format!(
+                "cors_origins: {o:?} is not an origin like https://example.org (scheme and host, \
+                 no path) or \"*\""
+            ));
+        }
+    }
+    if let Some(p) = &raw.compat_project {
+        crate::store::validate_project_name(p).map_err(|e| format!("compat_project: {e}"))?;
+    }
     validate_limits(&raw.limits)?;
     let mut seen_secrets = std::collections::HashSet::new();
     if let Some(t) = &raw.admin_token {
@@ -166,6 +196,14 @@ fn validate(raw: RawConfig, path: &Path) -> Result<Config, String> {
                 return Err(format!("{field}.label: must be 1 to 64 characters"));
             }
             auth::validate_secret(&t.secret).map_err(|e| format!("{field}.secret: {e}"))?;
+            if t.prefix
+                .as_ref()
+                .is_some_and(|p| p.is_empty() || p.len() > raw.limits.max_key_bytes)
+            {
+                return Err(format!(
+                    "{field}.prefix: must be 1 to limits.max_key_bytes bytes"
+                ));
+            }
             if !seen_secrets.insert(t.secret.clone()) {
                 return Err(format!(
                     "{field}.secret: the same secret is used twice in config.json"
@@ -182,6 +220,8 @@ fn validate(raw: RawConfig, path: &Path) -> Result<Config, String> {
         interval_ms: raw.interval_ms,
         max_connections: raw.max_connections,
         max_watches: raw.max_watches,
+        cors_origins: raw.cors_origins,
+        compat_project: raw.compat_project,
         log_requests: raw.log_requests,
         limits: raw.limits,
         projects: raw.projects,
@@ -189,7 +229,13 @@ fn validate(raw: RawConfig, path: &Path) -> Result<Config, String> {
 }
 
 fn validate_limits(l: &Limits) -> Result<(), String> {
-    let ranges: [(&str, usize, usize, usize); 6] = [
+    let ranges: [(&str, usize, usize, usize); 7] = [
+        (
+            "max_import_bytes",
+            l.max_import_bytes,
+            1,
+            16 * 1024 * 1024 * 1024,
+        ),
         ("max_head_bytes", l.max_head_bytes, 1024, 1024 * 1024),
         ("max_headers", l.max_headers, 8, 1000),
         ("max_url_bytes", l.max_url_bytes, 64, 1024 * 1024),

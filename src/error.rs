@@ -52,7 +52,10 @@ impl ApiError {
         .with_header("Allow", allow)
     }
     pub fn unauthorized(message: impl Into<String>) -> ApiError {
-        ApiError::new(401, "unauthorized", message).with_header("WWW-Authenticate", "Bearer")
+        // Both challenges: wget sends Basic credentials only after a Basic challenge.
+        ApiError::new(401, "unauthorized", message)
+            .with_header("WWW-Authenticate", "Bearer")
+            .with_header("WWW-Authenticate", "Basic realm=\"pykv\"")
     }
     pub fn forbidden(message: impl Into<String>) -> ApiError {
         ApiError::new(403, "forbidden", message)

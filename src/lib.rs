@@ -10,17 +10,21 @@
 //! - [`api`] — typed routes and one file per resource (keys, projects, tokens, health).
 //! - [`error`] — `ApiError`, and the one place errors become HTTP responses.
 //! - [`auth`] — token generation and constant-time comparison; no I/O.
+//! - [`base64`] — the one encoding of bytes that are not text.
 //! - [`store`] — projects and keys in memory, with sync-mode undo logs; no I/O, no HTTP.
 //! - [`persist`] — snapshot format, atomic writes, loading and checking; reads the store only.
 //! - [`log`] — buffered log lines and clock formats.
+//! - [`metrics`] — request and snapshot counters, rendered for Prometheus.
 //! - [`signal`] — SIGTERM/SIGINT to a wake-up socket.
 
 pub mod api;
 pub mod auth;
+pub mod base64;
 pub mod config;
 pub mod error;
 pub mod http;
 pub mod log;
+pub mod metrics;
 pub mod persist;
 pub mod server;
 pub mod signal;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use pykv::auth::{self, Source, Token};
 use pykv::config::{self, Config};
-use pykv::store::{Project, Store};
+use pykv::store::{Project, Quota, Store};
 use pykv::{log, persist, server, signal};
 
 const HELP: &str = "\
@@ -16,6 +16,9 @@ Usage:
   pykv [--config PATH]          serve (config: --config, else $PYKV_CONFIG, else ./config.json)
   pykv --check-config [PATH]    validate a config file and exit
   pykv --check-data [DIR]       check every snapshot in a data directory (default: the config's)
+  pykv export --data-dir DIR [--project P]
+                                print a project's keys (or all projects') as JSON lines,
+                                from the snapshot files, for POST /v1/projects/P/import
   pykv token                    print a fresh random token (for config.json)
   pykv --help | --version
 
@@ -55,6 +58,9 @@ fn run(args: &[String]) -> Result<(), String> {
         ["--check-config", path] => check_config(Path::new(path)),
         ["--check-data"] => check_data(&load_config(&default_config_path())?.data_dir),
         ["--check-data", dir] => check_data(Path::new(dir)),
+        ["export", "--data-dir", dir] => export(Path::new(dir), None),
+        ["export", "--data-dir", dir, "--project", p]
+        | ["export", "--project", p, "--data-dir", dir] => export(Path::new(dir), Some(p)),
         [] => serve(&default_config_path()),
         ["--config", path] => serve(Path::new(path)),
         _ => Err(format!(
@@ -78,6 +84,12 @@ fn check_config(path: &Path) -> Result<(), String> {
     load_config(path)?;
     println!("config OK: {}", path.display());
     Ok(())
+}
+
+fn export(dir: &Path, project: Option<&str>) -> Result<(), String> {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    persist::export_dir(dir, project, &mut out)
 }
 
 fn check_data(dir: &Path) -> Result<(), String> {
@@ -146,12 +158,20 @@ fn load_store(cfg: &Config) -> Result<Store, String> {
                 access: t.access,
                 secret: t.secret.clone(),
                 source: Source::Config,
+                prefix: t.prefix.clone(),
             })
             .collect();
         let mode = pc.persistence.unwrap_or(cfg.persistence);
+        let quota = Quota {
+            max_keys: pc.max_keys,
+            max_bytes: pc.max_bytes,
+        };
         match store.project_mut_for_startup(name) {
-            Some(p) => p.adopt_config(mode, tokens),
-            None => store.insert_loaded(name.clone(), Project::new(mode, Source::Config, tokens)),
+            Some(p) => p.adopt_config(mode, quota, tokens),
+            None => store.insert_loaded(
+                name.clone(),
+                Project::new(mode, Source::Config, tokens).with_quota(quota),
+            ),
         }
     }
     Ok(store)

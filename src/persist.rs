@@ -21,7 +21,8 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::auth::{Source, Token};
-use crate::store::{self, Persistence, Project, Value};
+use crate::base64::{decode as base64_decode, encode as base64_encode};
+use crate::store::{self, Persistence, Project, Quota, Value};
 
 pub const FORMAT_VERSION: u64 = 1;
 const FIRST_LINE: &str = "{\"pykv_snapshot\": 1,";
@@ -58,14 +59,24 @@ impl std::fmt::Display for SaveError {
 struct Header {
     name: String,
     persistence: Persistence,
+    #[serde(default, skip_serializing_if = "is_unlimited")]
+    quota: Quota,
     source: Source,
     version: u64,
     tokens: Vec<Token>,
 }
 
+fn is_unlimited(q: &Quota) -> bool {
+    *q == Quota::default()
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Entry {
+    /// Present in multi-project exports; a snapshot or an import ignores it.
+    #[serde(default)]
+    #[allow(dead_code)]
+    project: Option<String>,
     key: String,
     #[serde(default)]
     value: Option<String>,
@@ -73,6 +84,7 @@ struct Entry {
     base64: Option<String>,
     #[serde(default)]
     content_type: Option<String>,
+    #[serde(default)]
     version: u64,
     #[serde(default)]
     expires_at: Option<u64>,
@@ -142,6 +154,7 @@ fn write_snapshot(w: &mut impl Write, name: &str, p: &Project) -> io::Result<()>
     let header = Header {
         name: name.to_string(),
         persistence: p.persistence(),
+        quota: p.quota(),
         source: p.source(),
         version: p.version(),
         tokens: p.tokens().to_vec(),
@@ -164,7 +177,8 @@ fn write_snapshot(w: &mut impl Write, name: &str, p: &Project) -> io::Result<()>
     writeln!(w, "{LAST_LINE}")
 }
 
-fn write_entry(w: &mut impl Write, key: &str, v: &Value) -> io::Result<()> {
+/// One key as a JSON object on one line: the snapshot's key lines, and the export format.
+pub fn write_entry(w: &mut impl Write, key: &str, v: &Value) -> io::Result<()> {
     w.write_all(b"{\"key\":")?;
     serde_json::to_writer(&mut *w, key)?;
     match std::str::from_utf8(&v.data) {
@@ -248,21 +262,8 @@ pub fn load_file(path: &Path) -> Result<Loaded, String> {
             return Err(fail(n, 1, &"missing comma after the previous key"));
         }
         last_had_comma = comma;
-        let e: Entry = serde_json::from_slice(json).map_err(|e| fail(n, e.column(), &e))?;
-        let data = match (e.value, e.base64) {
-            (Some(text), None) => text.into_bytes(),
-            (None, Some(b64)) => {
-                base64_decode(&b64).ok_or_else(|| fail(n, 1, &"invalid base64 value"))?
-            }
-            _ => return Err(fail(n, 1, &"a key needs exactly one of value and base64")),
-        };
-        let value = Value {
-            data: data.into_boxed_slice(),
-            content_type: e.content_type.map(Into::into),
-            version: e.version,
-            expires_at: e.expires_at,
-        };
-        if keys.insert(e.key.into_boxed_str(), value).is_some() {
+        let (key, value) = decode_entry(json).map_err(|(col, why)| fail(n, col, &why))?;
+        if keys.insert(key.into_boxed_str(), value).is_some() {
             return Err(fail(n, 1, &"the same key appears twice"));
         }
     }
@@ -286,12 +287,32 @@ pub fn load_file(path: &Path) -> Result<Loaded, String> {
         header.tokens,
         header.version,
         keys,
-    );
+    )
+    .with_quota(header.quota);
     Ok(Loaded {
         name: header.name,
         project,
         path: path.to_path_buf(),
     })
+}
+
+/// Parse one key line (snapshot or export format). The error carries a column and a reason.
+pub fn decode_entry(json: &[u8]) -> Result<(String, Value), (usize, String)> {
+    let e: Entry = serde_json::from_slice(json).map_err(|e| (e.column(), e.to_string()))?;
+    let data = match (e.value, e.base64) {
+        (Some(text), None) => text.into_bytes(),
+        (None, Some(b64)) => {
+            base64_decode(&b64).ok_or_else(|| (1, "invalid base64 value".to_string()))?
+        }
+        _ => return Err((1, "a key needs exactly one of value and base64".into())),
+    };
+    let value = Value {
+        data: data.into_boxed_slice(),
+        content_type: e.content_type.map(Into::into),
+        version: e.version,
+        expires_at: e.expires_at,
+    };
+    Ok((e.key, value))
 }
 
 /// Reads lines (without their `\n`), counting them.
@@ -341,19 +362,57 @@ pub fn load_dir(dir: &Path) -> Result<(Vec<Loaded>, Vec<PathBuf>), String> {
     Ok((loaded, removed))
 }
 
-/// `pykv --check-data DIR`: load every snapshot without starting, one line per project.
-pub fn check_dir(dir: &Path) -> Result<Vec<String>, String> {
+/// `pykv export --data-dir DIR [--project P]`: every key of one project (or of all, each line
+/// then naming its project) as JSON lines, the format `POST /v1/projects/{p}/import` reads.
+pub fn export_dir(dir: &Path, project: Option<&str>, out: &mut impl Write) -> Result<(), String> {
+    let paths: Vec<PathBuf> = match project {
+        Some(p) => {
+            store::validate_project_name(p).map_err(|e| format!("--project {p:?}: {e}"))?;
+            let path = snapshot_path(dir, p);
+            if !path.is_file() {
+                return Err(format!("{} does not exist", path.display()));
+            }
+            vec![path]
+        }
+        None => snapshot_paths(dir)?,
+    };
+    let fail = |e: io::Error| format!("cannot write the export: {e}");
+    for path in paths {
+        let l = load_file(&path)?;
+        for (key, value) in l.project.entries() {
+            let mut line = Vec::new();
+            write_entry(&mut line, key, value).map_err(fail)?;
+            if project.is_none() {
+                out.write_all(b"{\"project\":").map_err(fail)?;
+                serde_json::to_writer(&mut *out, &l.name).map_err(|e| fail(e.into()))?;
+                out.write_all(b",").map_err(fail)?;
+                out.write_all(&line[1..]).map_err(fail)?;
+            } else {
+                out.write_all(&line).map_err(fail)?;
+            }
+            out.write_all(b"\n").map_err(fail)?;
+        }
+    }
+    out.flush().map_err(fail)
+}
+
+fn snapshot_paths(dir: &Path) -> Result<Vec<PathBuf>, String> {
     if !dir.is_dir() {
         return Err(format!("{} is not a directory", dir.display()));
     }
-    let mut out = Vec::new();
     let mut paths: Vec<PathBuf> = fs::read_dir(dir)
         .map_err(|e| format!("cannot read {}: {e}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .collect();
     paths.sort();
-    for path in paths {
+    Ok(paths)
+}
+
+/// `pykv --check-data DIR`: load every snapshot without starting, one line per project.
+pub fn check_dir(dir: &Path) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for path in snapshot_paths(dir)? {
         let l = load_file(&path)?;
         out.push(format!(
             "{}: keys={} bytes={} format={FORMAT_VERSION}",
@@ -365,66 +424,9 @@ pub fn check_dir(dir: &Path) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-pub fn base64_encode(data: &[u8]) -> String {
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(B64[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    let b = s.as_bytes();
-    if !b.len().is_multiple_of(4) {
-        return None;
-    }
-    let mut out = Vec::with_capacity(b.len() / 4 * 3);
-    for (ci, chunk) in b.chunks(4).enumerate() {
-        let last = ci == b.len() / 4 - 1;
-        let pad = chunk.iter().rev().take_while(|&&c| c == b'=').count();
-        if pad > 2 || (pad > 0 && !last) {
-            return None;
-        }
-        let mut n = 0u32;
-        for &c in &chunk[..4 - pad] {
-            let v = B64.iter().position(|&x| x == c)? as u32;
-            n = n << 6 | v;
-        }
-        n <<= 6 * pad as u32;
-        let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
-        out.extend_from_slice(&bytes[..3 - pad]);
-    }
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_round_trips_every_length() {
-        let data: Vec<u8> = (0..=255).collect();
-        for n in 0..10 {
-            let enc = base64_encode(&data[..n]);
-            assert_eq!(base64_decode(&enc).unwrap(), &data[..n]);
-        }
-        assert_eq!(base64_encode(b"foob"), "Zm9vYg==");
-        assert_eq!(base64_decode("Zm9v!mFy"), None);
-    }
 
     #[test]
     fn a_snapshot_is_valid_json_and_loads_back() {

@@ -62,6 +62,8 @@ pub struct Server {
     next_save: Option<Instant>,
     next_sweep: Instant,
     stopping: bool,
+    /// Connections streaming a response body from the store.
+    streaming: BTreeSet<usize>,
     /// Parked watches by project, and by deadline (to time them out in order).
     watchers: HashMap<String, Vec<usize>>,
     watch_deadlines: BTreeSet<(Instant, usize)>,
@@ -100,6 +102,9 @@ impl Server {
                 problems: Default::default(),
                 watch: WatchPhase::Fresh,
                 watch_since: None,
+                cors_origins: cfg.cors_origins.clone(),
+                compat_project: cfg.compat_project.clone(),
+                metrics: Default::default(),
             },
             limits: cfg.limits.clone(),
             data_dir: cfg.data_dir.clone(),
@@ -115,6 +120,7 @@ impl Server {
             next_save: None,
             next_sweep: now,
             stopping: false,
+            streaming: BTreeSet::new(),
             watchers: HashMap::new(),
             watch_deadlines: BTreeSet::new(),
             max_watches: cfg.max_watches,
@@ -174,13 +180,68 @@ impl Server {
     }
 
     /// Save what waits for a snapshot and wake the watches of what changed, until neither is
-    /// left (a woken connection may send more requests).
+    /// left (a woken connection may send more requests); then let streams that waited go on.
     fn settle(&mut self) {
         loop {
             self.commit_pending();
             if !self.wake_watchers() {
                 break;
             }
+        }
+        let streams: Vec<usize> = self.streaming.iter().copied().collect();
+        for idx in streams {
+            self.drive(idx);
+        }
+    }
+
+    /// Feed a streaming response while its client keeps up, never from a project whose changes
+    /// are not yet durable. At the end, count and log it and let the connection go on.
+    fn pump_stream(&mut self, idx: usize) {
+        loop {
+            let Some(c) = self.conns[idx].as_mut() else {
+                self.streaming.remove(&idx);
+                return;
+            };
+            if c.dead {
+                // The client went away mid-stream: nothing more to send.
+                c.waiting = None;
+                self.streaming.remove(&idx);
+                return;
+            }
+            let wants = c.wants_chunk();
+            let Some(Waiting::Streaming { cursor, sent, .. }) = c.waiting.as_mut() else {
+                self.streaming.remove(&idx);
+                return;
+            };
+            if !wants || self.store.is_pending(&cursor.project) {
+                return;
+            }
+            let mut chunk = Vec::new();
+            let more = api::next_chunk(&self.store, cursor, &mut chunk);
+            *sent += chunk.len();
+            c.push_chunk(&chunk);
+            match more {
+                Ok(true) => {
+                    c.flush(self.now);
+                    continue;
+                }
+                Ok(false) => c.end_chunks(),
+                Err(_) => c.abort(),
+            }
+            let Some(Waiting::Streaming {
+                request,
+                started,
+                label,
+                sent,
+                ..
+            }) = c.waiting.take()
+            else {
+                return;
+            };
+            self.streaming.remove(&idx);
+            let status = if more.is_ok() { 200 } else { 500 };
+            self.record(&request, status, sent, started, label);
+            return;
         }
     }
 
@@ -312,6 +373,7 @@ impl Server {
     }
 
     fn close(&mut self, idx: usize) {
+        self.streaming.remove(&idx);
         if let Some(mut c) = self.conns[idx].take() {
             let _ = self.poll.registry().deregister(&mut c.stream);
             self.free.push(idx);
@@ -321,6 +383,9 @@ impl Server {
 
     /// Take every complete request a connection has, in order, until it must wait.
     fn drive(&mut self, idx: usize) {
+        if self.streaming.contains(&idx) {
+            self.pump_stream(idx);
+        }
         if let Some(c) = self.conns[idx].as_mut() {
             if matches!(c.waiting, Some(Waiting::Watch { .. }))
                 && c.peer_gone(&mut self.scratch, &self.limits, self.now)
@@ -338,7 +403,7 @@ impl Server {
             if !c.can_take_request() {
                 break;
             }
-            match c.next_request(&mut self.scratch, &self.limits, self.now) {
+            match c.next_request(&mut self.scratch, &self.limits, self.now, api::body_limit) {
                 Next::Request(req) => self.dispatch(idx, req, Instant::now(), None),
                 Next::NeedMore => break,
                 Next::Fail(e) => {
@@ -368,14 +433,15 @@ impl Server {
         started: Instant,
         deadline: Option<Instant>,
     ) {
-        let route = Route::parse(&req.head.path);
-        let touched: Option<String> = match route.as_ref().map(Route::touches) {
-            Some(Touches::One(p)) => Some(p.to_string()),
+        let route = Route::parse(&req.head.path, self.ctx.compat_project.as_deref());
+        let label = route.as_ref().map_or("unknown", Route::label);
+        let touched: Option<&str> = match route.as_ref().map(Route::touches) {
+            Some(Touches::One(p)) => Some(p),
             _ => None,
         };
         let touches_all = matches!(route.as_ref().map(Route::touches), Some(Touches::All));
         let mutation = api::is_mutation(&req.head.method);
-        let reads_pending = match &touched {
+        let reads_pending = match touched {
             Some(p) => self.store.is_pending(p),
             None => touches_all && self.store.any_pending(),
         };
@@ -390,15 +456,31 @@ impl Server {
             return;
         }
         let (ctx, store) = (&mut self.ctx, &mut self.store);
-        let reply = catch_unwind(AssertUnwindSafe(|| api::handle(ctx, store, &mut req)))
-            .unwrap_or_else(|_| {
-                Reply::Now(
-                    ApiError::internal("the server hit a bug handling this request; it was logged")
-                        .into_response(),
-                )
-            });
+        let reply = catch_unwind(AssertUnwindSafe(|| {
+            api::handle(ctx, store, &mut req, route.as_ref())
+        }))
+        .unwrap_or_else(|_| {
+            Reply::Now(
+                ApiError::internal("the server hit a bug handling this request; it was logged")
+                    .into_response(),
+            )
+        });
         let response = match reply {
             Reply::Now(r) => r,
+            Reply::Stream(head, cursor) => {
+                if let Some(c) = self.conns[idx].as_mut() {
+                    c.start_chunks(&head, &req, &self.date);
+                    c.waiting = Some(Waiting::Streaming {
+                        request: req,
+                        started,
+                        label,
+                        cursor,
+                        sent: 0,
+                    });
+                    self.streaming.insert(idx);
+                }
+                return;
+            }
             Reply::Watch(w) => {
                 if self.watch_deadlines.len() >= self.max_watches {
                     let e = ApiError::new(
@@ -409,7 +491,7 @@ impl Server {
                             self.max_watches
                         ),
                     );
-                    self.respond(idx, &req, &e.into_response(), started);
+                    self.respond(idx, &req, &e.into_response(), started, label);
                     return;
                 }
                 let deadline = deadline.unwrap_or(self.now + Duration::from_secs(w.seconds));
@@ -432,10 +514,11 @@ impl Server {
                 return;
             }
         };
-        let held_on = self
-            .store
-            .take_last_recorded()
-            .or_else(|| touched.filter(|p| mutation && self.store.is_pending(p)));
+        let held_on = self.store.take_last_recorded().or_else(|| {
+            touched
+                .filter(|p| mutation && self.store.is_pending(p))
+                .map(str::to_string)
+        });
         match held_on {
             Some(project) => self.park(
                 idx,
@@ -444,9 +527,10 @@ impl Server {
                     response,
                     request: req,
                     started,
+                    label,
                 },
             ),
-            None => self.respond(idx, &req, &response, started),
+            None => self.respond(idx, &req, &response, started, label),
         }
     }
 
@@ -529,17 +613,48 @@ impl Server {
         }
     }
 
-    fn respond(&mut self, idx: usize, req: &Request, r: &Response, started: Instant) {
+    /// Queue an answer, count it under the route's `label`, and log it.
+    fn respond(
+        &mut self,
+        idx: usize,
+        req: &Request,
+        r: &Response,
+        started: Instant,
+        label: &'static str,
+    ) {
         let Some(c) = self.conns[idx].as_mut() else {
             return;
         };
+        let mut decorated;
+        let r = if self.ctx.cors_origins.is_empty() {
+            r
+        } else {
+            decorated = r.clone();
+            api::decorate(&self.ctx, req, &mut decorated);
+            &decorated
+        };
         let bytes = c.send(r, req, &self.date);
+        self.record(req, r.status, bytes, started, label);
+    }
+
+    /// Count an answer in the metrics and write its log line.
+    fn record(
+        &mut self,
+        req: &Request,
+        status: u16,
+        bytes: usize,
+        started: Instant,
+        label: &'static str,
+    ) {
+        self.ctx
+            .metrics
+            .record_request(label, status, started.elapsed());
         if self.log_requests {
             self.log.line(format_args!(
                 "{} {} {} {}B {}us",
                 req.head.method.as_str(),
                 req.head.path,
-                r.status,
+                status,
                 bytes,
                 started.elapsed().as_micros()
             ));
@@ -580,17 +695,20 @@ impl Server {
                         response,
                         request,
                         started,
+                        label,
                     }) => {
                         let r = match failed.get(&project) {
                             Some(e) => not_saved(e).into_response(),
                             None => response,
                         };
-                        self.respond(idx, &request, &r, started);
+                        self.respond(idx, &request, &r, started, label);
                     }
                     Some(Waiting::Deferred { request, started }) => {
                         self.dispatch(idx, request, started, None);
                     }
-                    Some(w @ Waiting::Watch { .. }) => c.waiting = Some(w),
+                    Some(w @ (Waiting::Watch { .. } | Waiting::Streaming { .. })) => {
+                        c.waiting = Some(w)
+                    }
                     None => {}
                 }
                 if self.conns[idx]
@@ -604,13 +722,21 @@ impl Server {
     }
 
     /// Save or remove one project's snapshot to match memory.
-    fn write_project(&self, name: &str) -> Result<(), SaveError> {
-        match self.store.project(name) {
+    fn write_project(&mut self, name: &str) -> Result<(), SaveError> {
+        let started = Instant::now();
+        let result = match self.store.project(name) {
             Some(p) if p.persistence() != Persistence::Memory => {
                 persist::save(&self.data_dir, name, p)
             }
             _ => persist::remove(&self.data_dir, name),
+        };
+        self.ctx
+            .metrics
+            .record_snapshot(name, result.is_ok(), started.elapsed());
+        if result.is_ok() && self.store.project(name).is_none() {
+            self.ctx.metrics.forget_project(name);
         }
+        result
     }
 
     /// Interval mode: save every dirty project; a failure is logged and retried next time.
@@ -655,11 +781,15 @@ impl Server {
         while self.open > 0 && Instant::now() < deadline {
             let _ = self.poll.poll(&mut events, Some(Duration::from_millis(50)));
             self.tick_clock();
+            let streams: Vec<usize> = self.streaming.iter().copied().collect();
+            for idx in streams {
+                self.pump_stream(idx);
+            }
             for idx in 0..self.conns.len() {
                 if let Some(c) = self.conns[idx].as_mut() {
                     c.on_readable();
                     c.flush(self.now);
-                    if c.dead || c.idle_between_requests() {
+                    if c.waiting.is_none() && (c.dead || c.idle_between_requests()) {
                         self.close(idx);
                     }
                 }

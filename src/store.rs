@@ -45,6 +45,7 @@ pub struct Value {
 #[derive(Debug, Clone)]
 pub struct Project {
     persistence: Persistence,
+    quota: Quota,
     source: Source,
     tokens: Vec<Token>,
     keys: BTreeMap<Box<str>, Value>,
@@ -67,6 +68,7 @@ impl Project {
     pub fn new(persistence: Persistence, source: Source, tokens: Vec<Token>) -> Project {
         Project {
             persistence,
+            quota: Quota::default(),
             source,
             tokens,
             keys: BTreeMap::new(),
@@ -93,6 +95,7 @@ impl Project {
         let top = keys.values().map(|v| v.version).max().unwrap_or(0);
         Project {
             persistence,
+            quota: Quota::default(),
             source,
             tokens,
             keys,
@@ -107,6 +110,14 @@ impl Project {
 
     pub fn persistence(&self) -> Persistence {
         self.persistence
+    }
+    pub fn quota(&self) -> Quota {
+        self.quota
+    }
+    /// Set the quota of a project being loaded or declared (no undo).
+    pub fn with_quota(mut self, quota: Quota) -> Project {
+        self.quota = quota;
+        self
     }
     pub fn source(&self) -> Source {
         self.source
@@ -140,8 +151,9 @@ impl Project {
     }
 
     /// Take config.json's settings and tokens for a project whose keys came from its file.
-    pub fn adopt_config(&mut self, persistence: Persistence, tokens: Vec<Token>) {
+    pub fn adopt_config(&mut self, persistence: Persistence, quota: Quota, tokens: Vec<Token>) {
         self.persistence = persistence;
+        self.quota = quota;
         self.source = Source::Config;
         self.tokens = tokens;
     }
@@ -161,6 +173,22 @@ impl Project {
     }
 }
 
+/// Per-project limits on keys and bytes (None: no limit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Quota {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_keys: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_bytes: Option<u64>,
+}
+
+/// Which limit a write ran into, named as the user sets it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuotaHit {
+    pub name: &'static str,
+    pub limit: u64,
+}
+
 /// What a key mutation did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Written {
@@ -174,8 +202,8 @@ pub enum StoreError {
     ProjectExists,
     KeyNotFound,
     TokenNotFound,
-    /// The project already holds `max_keys_per_project` keys.
-    KeyQuota(usize),
+    /// A write would pass a key or byte quota.
+    Quota(QuotaHit),
     /// `incr` on a value that is not a 64-bit integer.
     NotAnInteger,
     /// `incr` past the range of a 64-bit integer.
@@ -191,6 +219,7 @@ enum Undo {
     },
     Meta {
         persistence: Persistence,
+        quota: Quota,
         tokens: Vec<Token>,
     },
     Created,
@@ -305,10 +334,12 @@ impl Store {
                 }
                 Undo::Meta {
                     persistence,
+                    quota,
                     tokens,
                 } => {
                     if let Some(p) = self.projects.get_mut(name) {
                         p.persistence = persistence;
+                        p.quota = quota;
                         p.tokens = tokens;
                     }
                 }
@@ -410,10 +441,27 @@ impl Store {
             .ok_or(StoreError::ProjectNotFound)?;
         let before = Undo::Meta {
             persistence: p.persistence,
+            quota: p.quota,
             tokens: p.tokens.clone(),
         };
         let was = p.persistence;
         p.persistence = mode;
+        self.record_meta(name, before, was);
+        Ok(())
+    }
+
+    pub fn set_quota(&mut self, name: &str, quota: Quota) -> Result<(), StoreError> {
+        let p = self
+            .projects
+            .get_mut(name)
+            .ok_or(StoreError::ProjectNotFound)?;
+        let before = Undo::Meta {
+            persistence: p.persistence,
+            quota: p.quota,
+            tokens: p.tokens.clone(),
+        };
+        p.quota = quota;
+        let was = p.persistence;
         self.record_meta(name, before, was);
         Ok(())
     }
@@ -425,6 +473,7 @@ impl Store {
             .ok_or(StoreError::ProjectNotFound)?;
         let before = Undo::Meta {
             persistence: p.persistence,
+            quota: p.quota,
             tokens: p.tokens.clone(),
         };
         p.tokens.push(token);
@@ -446,6 +495,7 @@ impl Store {
             .ok_or(StoreError::TokenNotFound)?;
         let before = Undo::Meta {
             persistence: p.persistence,
+            quota: p.quota,
             tokens: p.tokens.clone(),
         };
         let t = p.tokens.remove(i);
@@ -456,10 +506,11 @@ impl Store {
 
     // ---- tokens ----
 
-    /// The access a token has on `project`, compared in constant time against each of its tokens.
-    pub fn token_access(&self, project: &str, presented: &str) -> Option<Access> {
+    /// The access (and any key prefix) a token has on `project`, compared in constant time
+    /// against each of its tokens.
+    pub fn token_access(&self, project: &str, presented: &str) -> Option<(Access, Option<String>)> {
         let p = self.projects.get(project)?;
-        auth::find_token(&p.tokens, presented).map(|t| t.access)
+        auth::find_token(&p.tokens, presented).map(|t| (t.access, t.prefix.clone()))
     }
 
     /// Whether `presented` is any project's token (to tell 403 from 401 off the hot path).
@@ -517,12 +568,34 @@ impl Store {
         self.get(project, key).map_or(0, |v| v.version)
     }
 
-    fn check_quota(&self, project: &str, key: &str) -> Result<(), StoreError> {
-        let (Some(max), Some(p)) = (self.max_keys, self.projects.get(project)) else {
+    /// Would writing `new_len` value bytes to `key` pass a limit? Expired keys still count
+    /// until the sweep removes them (a turn at most).
+    fn check_quota(&self, project: &str, key: &str, new_len: usize) -> Result<(), StoreError> {
+        let Some(p) = self.projects.get(project) else {
             return Ok(());
         };
-        if !p.keys.contains_key(key) && p.keys.len() >= max {
-            return Err(StoreError::KeyQuota(max));
+        let old = p.keys.get(key);
+        let hit = |name, limit| Err(StoreError::Quota(QuotaHit { name, limit }));
+        if old.is_none() {
+            let count = p.keys.len() as u64;
+            if let Some(max) = self.max_keys.map(|m| m as u64) {
+                if count >= max {
+                    return hit("limits.max_keys_per_project", max);
+                }
+            }
+            if let Some(max) = p.quota.max_keys {
+                if count >= max {
+                    return hit("max_keys", max);
+                }
+            }
+        }
+        if let Some(max) = p.quota.max_bytes {
+            let freed = old.map_or(0, |v| (key.len() + v.data.len()) as u64);
+            let after = p.bytes - freed + (key.len() + new_len) as u64;
+            // A write that does not grow the project passes even above a lowered quota.
+            if after > max && after > p.bytes {
+                return hit("max_bytes", max);
+            }
         }
         Ok(())
     }
@@ -536,7 +609,7 @@ impl Store {
         content_type: Option<&str>,
         expires_at: Option<u64>,
     ) -> Result<Written, StoreError> {
-        self.check_quota(project, key)?;
+        self.check_quota(project, key, data.len())?;
         let p = self
             .projects
             .get_mut(project)
@@ -673,10 +746,11 @@ impl Store {
             } => {
                 let actual = self.current_version(project, &key);
                 expect(want, actual)?;
-                self.check_quota(project, &key).map_err(|e| match e {
-                    StoreError::KeyQuota(max) => BatchFail::Quota(max),
-                    _ => BatchFail::ProjectNotFound,
-                })?;
+                self.check_quota(project, &key, data.len())
+                    .map_err(|e| match e {
+                        StoreError::Quota(hit) => BatchFail::Quota(hit),
+                        _ => BatchFail::ProjectNotFound,
+                    })?;
                 let value = Value {
                     data: data.into_boxed_slice(),
                     content_type: content_type.map(Into::into),
@@ -691,6 +765,83 @@ impl Store {
                 })
             }
         }
+    }
+
+    /// Load `entries` (later duplicates win) as one change with one version: `replace` first
+    /// removes every key not among them. All or nothing: a quota refuses the whole import.
+    /// Returns the version used and how many keys `replace` removed.
+    pub fn import(
+        &mut self,
+        project: &str,
+        entries: Vec<(String, Value)>,
+        replace: bool,
+    ) -> Result<(u64, usize), StoreError> {
+        let p = self
+            .projects
+            .get(project)
+            .ok_or(StoreError::ProjectNotFound)?;
+        let incoming: BTreeMap<String, Value> = entries.into_iter().collect();
+        let removing: Vec<Box<str>> = if replace {
+            p.keys
+                .keys()
+                .filter(|k| !incoming.contains_key(&***k))
+                .cloned()
+                .collect()
+        } else {
+            Vec::new()
+        };
+        // The project as it would be afterwards, against its limits.
+        let size = |k: &str, v: &Value| (k.len() + v.data.len()) as u64;
+        let (mut count, mut bytes) = if replace {
+            (0u64, 0u64)
+        } else {
+            (p.keys.len() as u64, p.bytes)
+        };
+        for (k, v) in &incoming {
+            match p.keys.get(k.as_str()) {
+                Some(old) if !replace => bytes -= size(k, old),
+                _ => count += 1,
+            }
+            bytes += size(k, v);
+        }
+        let hit = |name, limit| Err(StoreError::Quota(QuotaHit { name, limit }));
+        let grows_keys = count > p.keys.len() as u64;
+        if let Some(max) = self.max_keys.map(|m| m as u64) {
+            if count > max && grows_keys {
+                return hit("limits.max_keys_per_project", max);
+            }
+        }
+        if let Some(max) = p.quota.max_keys {
+            if count > max && grows_keys {
+                return hit("max_keys", max);
+            }
+        }
+        if let Some(max) = p.quota.max_bytes {
+            if bytes > max && bytes > p.bytes {
+                return hit("max_bytes", max);
+            }
+        }
+        if incoming.is_empty() && removing.is_empty() {
+            return Ok((p.version, 0));
+        }
+        let version = p.version + 1;
+        let removed = removing.len();
+        for key in removing {
+            let old = self.swap(project, &key, None);
+            if let Some(p) = self.projects.get_mut(project) {
+                p.note_deletion(version, &key);
+            }
+            self.record_key(project, key, old);
+        }
+        for (key, mut value) in incoming {
+            value.version = version;
+            let old = self.swap(project, &key, Some(value));
+            self.record_key(project, key.into_boxed_str(), old);
+        }
+        if let Some(p) = self.projects.get_mut(project) {
+            p.version = version;
+        }
+        Ok((version, removed))
     }
 
     /// Up to `limit` live keys starting with `prefix` and after `after`, in byte order, and the
@@ -839,7 +990,7 @@ pub enum BatchDone {
 pub enum BatchFail {
     Version { expected: u64, actual: u64 },
     Missing,
-    Quota(usize),
+    Quota(QuotaHit),
     ProjectNotFound,
 }
 
@@ -913,7 +1064,10 @@ mod tests {
         s.put("p", "a", vec![1], None, None).unwrap();
         assert_eq!(
             s.put("p", "b", vec![], None, None),
-            Err(StoreError::KeyQuota(1))
+            Err(StoreError::Quota(QuotaHit {
+                name: "limits.max_keys_per_project",
+                limit: 1
+            }))
         );
     }
 

@@ -644,6 +644,7 @@ fn create_project_returns_201_with_a_write_and_a_read_token() {
     assert_ne!(tokens[0]["id"], tokens[1]["id"]);
     let expected = json!({
         "name": "p", "keys": 0, "bytes": 0, "persistence": "sync", "source": "api", "version": 0,
+        "max_keys": null, "max_bytes": null,
         "tokens": [
             {"id": tokens[0]["id"], "label": "write", "access": "write", "source": "api",
              "secret": tokens[0]["secret"]},
@@ -777,7 +778,7 @@ fn get_project_returns_counts_and_version() {
     assert_json(&r, 200);
     assert_eq!(
         r.json(),
-        json!({"name":"p","keys":2,"bytes":9,"persistence":"sync","source":"api","version":2})
+        json!({"name":"p","keys":2,"bytes":9,"persistence":"sync","source":"api","version":2,"max_keys":null,"max_bytes":null})
     );
 }
 
@@ -793,7 +794,7 @@ fn project_counts_follow_replace_and_delete() {
     );
     assert_eq!(
         get(&srv, "/v1/projects/p").json(),
-        json!({"name":"p","keys":1,"bytes":3,"persistence":"sync","source":"api","version":4})
+        json!({"name":"p","keys":1,"bytes":3,"persistence":"sync","source":"api","version":4,"max_keys":null,"max_bytes":null})
     );
 }
 
@@ -855,7 +856,7 @@ fn config_project_is_listed_with_source_config() {
     );
     assert_eq!(
         get(&srv, "/v1/projects/cfg").json(),
-        json!({"name":"cfg","keys":0,"bytes":0,"persistence":"sync","source":"config","version":0})
+        json!({"name":"cfg","keys":0,"bytes":0,"persistence":"sync","source":"config","version":0,"max_keys":null,"max_bytes":null})
     );
 }
 
@@ -904,7 +905,7 @@ fn patch_project_changes_persistence() {
     assert_eq!(
         j,
         json!({"name":"p","keys":1,"bytes":4,"persistence":"memory","source":"api",
-               "version": j["version"]})
+               "version": j["version"], "max_keys": null, "max_bytes": null})
     );
     assert!(j["version"].is_u64(), "{j}");
     assert_eq!(get(&srv, "/v1/projects/p").json(), j);

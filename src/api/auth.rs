@@ -1,5 +1,6 @@
-//! Who may call a route: reads the `Authorization` header and checks it against the admin token
-//! and the project's tokens. Decides 401 (no valid token) versus 403 (valid, but not for this).
+//! Who may call a route: reads the caller's token (Bearer, the password of HTTP Basic, or
+//! `X-API-Key`) and checks it against the admin token and the project's tokens. Decides 401 (no
+//! valid token) versus 403 (valid, but not for this), and a scoped token's key prefix.
 
 use super::Ctx;
 use crate::auth::{constant_time_eq, Access};
@@ -7,19 +8,38 @@ use crate::error::ApiError;
 use crate::http::Request;
 use crate::store::Store;
 
-/// The token in `Authorization: Bearer <token>`.
-fn bearer(req: &Request) -> Result<&str, ApiError> {
-    let value = req
-        .header("authorization")
-        .ok_or_else(|| ApiError::unauthorized("send Authorization: Bearer <token>"))?;
-    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
-    let token = token.trim();
-    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
-        return Err(ApiError::unauthorized(
-            "the Authorization header must be: Bearer <token>",
-        ));
+/// The token a request presents: `Authorization: Bearer <token>`, `Authorization: Basic` with
+/// the token as password (`curl -u :TOKEN`, `wget --password=TOKEN`; a lone user name works
+/// too), or `X-API-Key: <token>` (as the Python PyKV accepted).
+fn presented(req: &Request) -> Result<String, ApiError> {
+    const HOW: &str =
+        "send Authorization: Bearer <token> (or Basic auth with the token as password)";
+    if let Some(value) = req.header("authorization") {
+        let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+        let rest = rest.trim();
+        if rest.is_empty() {
+            return Err(ApiError::unauthorized(HOW));
+        }
+        if scheme.eq_ignore_ascii_case("bearer") {
+            return Ok(rest.to_string());
+        }
+        if scheme.eq_ignore_ascii_case("basic") {
+            let decoded = crate::base64::decode(rest)
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(|| ApiError::unauthorized("malformed Basic credentials"))?;
+            let (user, password) = decoded.split_once(':').unwrap_or((&decoded, ""));
+            let token = if password.is_empty() { user } else { password };
+            if token.is_empty() {
+                return Err(ApiError::unauthorized(HOW));
+            }
+            return Ok(token.to_string());
+        }
+        return Err(ApiError::unauthorized(HOW));
     }
-    Ok(token)
+    match req.header("x-api-key") {
+        Some(t) if !t.is_empty() => Ok(t.to_string()),
+        _ => Err(ApiError::unauthorized(HOW)),
+    }
 }
 
 fn is_admin(ctx: &Ctx, token: &str) -> bool {
@@ -37,11 +57,51 @@ fn refuse(store: &Store, token: &str, why: &str) -> ApiError {
 
 /// Routes that manage projects and tokens: the admin token only.
 pub fn require_admin(ctx: &Ctx, store: &Store, req: &Request) -> Result<(), ApiError> {
-    let token = bearer(req)?;
-    if is_admin(ctx, token) {
+    let token = presented(req)?;
+    if is_admin(ctx, &token) {
         return Ok(());
     }
-    Err(refuse(store, token, "this route needs the admin token"))
+    Err(refuse(store, &token, "this route needs the admin token"))
+}
+
+/// The keys a caller may touch in a project: all of them, or those under a scoped token's prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    All,
+    Prefix(String),
+}
+
+impl Scope {
+    /// 403 unless `key` is inside the scope.
+    pub fn check(&self, key: &str) -> Result<(), ApiError> {
+        match self {
+            Scope::Prefix(p) if !key.starts_with(p.as_str()) => Err(ApiError::forbidden(format!(
+                "this token may only use keys starting with {p:?}"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// The prefix to list when a caller asks for `requested`: the narrower of the two, or None
+    /// when they do not overlap (nothing to list).
+    pub fn narrow<'a>(&'a self, requested: &'a str) -> Option<&'a str> {
+        match self {
+            Scope::All => Some(requested),
+            Scope::Prefix(p) if requested.starts_with(p.as_str()) => Some(requested),
+            Scope::Prefix(p) if p.starts_with(requested) => Some(p),
+            Scope::Prefix(_) => None,
+        }
+    }
+
+    /// Routes over a whole project (export, import) need an unscoped token.
+    pub fn require_all(&self) -> Result<(), ApiError> {
+        match self {
+            Scope::All => Ok(()),
+            Scope::Prefix(_) => Err(ApiError::forbidden(
+                "a token scoped to a key prefix cannot use whole-project routes",
+            )),
+        }
+    }
 }
 
 /// Key routes: the admin token, or a token of `project` with at least `need`.
@@ -51,19 +111,20 @@ pub fn require_project(
     req: &Request,
     project: &str,
     need: Access,
-) -> Result<(), ApiError> {
-    let token = bearer(req)?;
-    if is_admin(ctx, token) {
-        return Ok(());
+) -> Result<Scope, ApiError> {
+    let token = presented(req)?;
+    if is_admin(ctx, &token) {
+        return Ok(Scope::All);
     }
-    match store.token_access(project, token) {
-        Some(Access::Read) if need == Access::Write => {
+    match store.token_access(project, &token) {
+        Some((Access::Read, _)) if need == Access::Write => {
             Err(ApiError::forbidden("this token is read-only"))
         }
-        Some(_) => Ok(()),
+        Some((_, None)) => Ok(Scope::All),
+        Some((_, Some(prefix))) => Ok(Scope::Prefix(prefix)),
         None => Err(refuse(
             store,
-            token,
+            &token,
             "this token is not valid for this project",
         )),
     }

@@ -4,13 +4,13 @@
 use serde::Deserialize;
 
 use super::auth::require_project;
-use super::keys::{project_name, project_not_found, validate_key, MAX_TTL_SECONDS};
+use super::keys::{project_name, project_not_found, quota_exceeded, validate_key, MAX_TTL_SECONDS};
 use super::projects::json_body;
 use super::{query, Ctx};
 use crate::auth::Access;
+use crate::base64::decode as base64_decode;
 use crate::error::ApiError;
 use crate::http::{Request, Response};
-use crate::persist::base64_decode;
 use crate::store::{BatchDone, BatchFail, BatchOp, Store};
 
 /// The most operations one batch may hold.
@@ -117,7 +117,7 @@ pub fn apply(
     req: &Request,
     project: &str,
 ) -> Result<Response, ApiError> {
-    require_project(ctx, store, req, project, Access::Write)?;
+    let scope = require_project(ctx, store, req, project, Access::Write)?;
     project_name(project)?;
     query::none(req.head.query.as_deref())?;
     if store.project(project).is_none() {
@@ -139,6 +139,11 @@ pub fn apply(
         .map(|(i, op)| parse_op(ctx, clock, i, op))
         .collect::<Result<Vec<_>, _>>()?;
     let keys: Vec<String> = ops.iter().map(|op| key_of(op).to_string()).collect();
+    for (i, key) in keys.iter().enumerate() {
+        scope.check(key).map_err(|e| {
+            ApiError::forbidden(format!("op {i}: {}", e.message)).with_field("index", i.into())
+        })?;
+    }
     let (version, done) = store.batch(project, ops).map_err(|(i, fail)| {
         let key = &keys[i];
         match fail {
@@ -157,15 +162,11 @@ pub fn apply(
                 format!("op {i}: check of {key:?}: the key does not exist; nothing was changed"),
             )
             .with_field("index", i.into()),
-            BatchFail::Quota(max) => ApiError::new(
-                507,
-                "quota_exceeded",
-                format!(
-                    "op {i} on {key:?}: the project holds its maximum of {max} keys \
-                     (limits.max_keys_per_project); nothing was changed"
-                ),
-            )
-            .with_field("index", i.into()),
+            BatchFail::Quota(hit) => {
+                let e = quota_exceeded(hit);
+                ApiError::new(507, e.code, format!("op {i} on {key:?}: {}", e.message))
+                    .with_field("index", i.into())
+            }
             BatchFail::ProjectNotFound => project_not_found(project),
         }
     })?;

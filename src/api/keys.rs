@@ -5,9 +5,9 @@
 use super::auth::require_project;
 use super::{query, Ctx, Reply, Watch, WatchPhase, WatchTarget};
 use crate::auth::Access;
+use crate::base64::encode as base64_encode;
 use crate::error::ApiError;
 use crate::http::{Request, Response};
-use crate::persist::base64_encode;
 use crate::store::{self, Store, StoreError, Value};
 
 /// Page size when the client gives no `limit`, and the most it may ask for.
@@ -50,9 +50,9 @@ fn decode_key(ctx: &Ctx, raw: &str) -> Result<String, ApiError> {
     Ok(key)
 }
 
-/// Check auth, then the project name, then the key: in that order, so nothing is revealed to a
-/// caller who may not see the project.
-fn target(
+/// Check auth, then the project name, then the key and the token's scope: in that order, so
+/// nothing is revealed to a caller who may not see the project.
+pub(super) fn target(
     ctx: &Ctx,
     store: &Store,
     req: &Request,
@@ -60,13 +60,26 @@ fn target(
     raw_key: &str,
     need: Access,
 ) -> Result<String, ApiError> {
-    require_project(ctx, store, req, project, need)?;
+    let scope = require_project(ctx, store, req, project, need)?;
     project_name(project)?;
     let key = decode_key(ctx, raw_key)?;
+    scope.check(&key)?;
     if store.project(project).is_none() {
         return Err(project_not_found(project));
     }
     Ok(key)
+}
+
+/// 507 naming the quota a write would pass.
+pub fn quota_exceeded(hit: store::QuotaHit) -> ApiError {
+    ApiError::new(
+        507,
+        "quota_exceeded",
+        format!(
+            "this write would pass the project's quota {} = {}; nothing was changed",
+            hit.name, hit.limit
+        ),
+    )
 }
 
 pub fn project_not_found(project: &str) -> ApiError {
@@ -77,7 +90,7 @@ pub fn project_not_found(project: &str) -> ApiError {
     )
 }
 
-fn key_not_found(key: &str) -> ApiError {
+pub(super) fn key_not_found(key: &str) -> ApiError {
     ApiError::new(
         404,
         "key_not_found",
@@ -237,11 +250,7 @@ fn content_type(req: &Request) -> Result<Option<String>, ApiError> {
 
 fn quota_or_missing(project: &str) -> impl Fn(StoreError) -> ApiError + '_ {
     move |e| match e {
-        StoreError::KeyQuota(max) => ApiError::new(
-            507,
-            "quota_exceeded",
-            format!("the project holds its maximum of {max} keys (limits.max_keys_per_project)"),
-        ),
+        StoreError::Quota(hit) => quota_exceeded(hit),
         _ => project_not_found(project),
     }
 }
@@ -390,7 +399,7 @@ fn text_line(key: &str, out: &mut Vec<u8>) {
 }
 
 pub fn list(ctx: &Ctx, store: &Store, req: &Request, project: &str) -> Result<Reply, ApiError> {
-    require_project(ctx, store, req, project, Access::Read)?;
+    let scope = require_project(ctx, store, req, project, Access::Read)?;
     project_name(project)?;
     let params = query::parse(
         req.head.query.as_deref(),
@@ -398,7 +407,11 @@ pub fn list(ctx: &Ctx, store: &Store, req: &Request, project: &str) -> Result<Re
             "prefix", "after", "limit", "values", "format", "watch", "version",
         ],
     )?;
-    let prefix = query::get(&params, "prefix").unwrap_or("");
+    // A scoped token lists only its own keys; a prefix outside its scope lists nothing.
+    let (prefix, disjoint) = match scope.narrow(query::get(&params, "prefix").unwrap_or("")) {
+        Some(p) => (p, false),
+        None => ("", true),
+    };
     let after = query::get(&params, "after");
     let limit =
         number(&params, "limit", 1..=MAX_LIMIT as u64)?.map_or(DEFAULT_LIMIT, |n| n as usize);
@@ -443,9 +456,13 @@ pub fn list(ctx: &Ctx, store: &Store, req: &Request, project: &str) -> Result<Re
     } else if since.is_some() {
         return Err(query::invalid("version goes with watch".into()));
     }
-    let (page, next) = store
-        .list(project, prefix, after, limit)
-        .map_err(|_| project_not_found(project))?;
+    let (page, next) = if disjoint {
+        (Vec::new(), None)
+    } else {
+        store
+            .list(project, prefix, after, limit)
+            .map_err(|_| project_not_found(project))?
+    };
     let response = match format {
         Format::Json => {
             let keys: Vec<serde_json::Value> = if values {

@@ -4,9 +4,13 @@
 //! `Response` or an `ApiError`. Nothing here sees a socket or writes a file.
 
 mod auth;
+mod backup;
 mod batch;
+mod compat;
+mod cors;
 mod health;
 mod keys;
+mod metrics;
 mod projects;
 mod query;
 mod tokens;
@@ -29,6 +33,11 @@ pub struct Ctx {
     pub watch: WatchPhase,
     /// The version a re-run watch was parked at (its `version`, or the current one then).
     pub watch_since: Option<u64>,
+    /// Origins whose browser apps may call the API (`*`: any).
+    pub cors_origins: Vec<String>,
+    /// The project the PyKV-compatible routes use; None turns them off.
+    pub compat_project: Option<String>,
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// Where a parked watch stands when its request is run.
@@ -43,11 +52,15 @@ pub enum WatchPhase {
     TimedOut,
 }
 
-/// What a handler returns: an answer now, or a watch to park until a change or a timeout.
+pub use backup::{next_chunk, Cursor};
+
+/// What a handler returns: an answer now, a watch to park until a change or a timeout, or a
+/// head whose body the server streams from the store as the client reads it.
 #[derive(Debug)]
 pub enum Reply {
     Now(Response),
     Watch(Watch),
+    Stream(Response, Cursor),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,12 +93,19 @@ impl WatchTarget {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
     Health,
+    Metrics,
     Projects,
     Project(String),
     Tokens(String),
     Token(String, String),
+    Export(String),
+    Import(String),
     Keys(String),
     Key(String, String),
+    /// The Python PyKV's routes, on `compat_project`.
+    CompatPut(String),
+    CompatGet(String, String),
+    CompatDelete(String, String),
 }
 
 /// Which projects a request reads or writes (to order it against changes not yet durable).
@@ -97,10 +117,26 @@ pub enum Touches<'a> {
 }
 
 impl Route {
-    pub fn parse(path: &str) -> Option<Route> {
+    /// `compat` is the project the PyKV-compatible routes work on, when enabled.
+    pub fn parse(path: &str, compat: Option<&str>) -> Option<Route> {
         let rest = path.strip_prefix('/')?;
         if rest == "health" {
             return Some(Route::Health);
+        }
+        if rest == "metrics" {
+            return Some(Route::Metrics);
+        }
+        if let Some(project) = compat {
+            let p = project.to_string();
+            if rest == "put" {
+                return Some(Route::CompatPut(p));
+            }
+            if let Some(key) = rest.strip_prefix("get/") {
+                return Some(Route::CompatGet(p, key.to_string()));
+            }
+            if let Some(key) = rest.strip_prefix("delete/") {
+                return Some(Route::CompatDelete(p, key.to_string()));
+            }
         }
         let rest = rest.strip_prefix("v1/")?;
         if let Some(kv) = rest.strip_prefix("kv/") {
@@ -118,6 +154,8 @@ impl Route {
         match parts.as_slice() {
             [p] if !p.is_empty() => Some(Route::Project(p.to_string())),
             [p, "tokens"] if !p.is_empty() => Some(Route::Tokens(p.to_string())),
+            [p, "export"] if !p.is_empty() => Some(Route::Export(p.to_string())),
+            [p, "import"] if !p.is_empty() => Some(Route::Import(p.to_string())),
             [p, "tokens", id] if !p.is_empty() && !id.is_empty() => {
                 Some(Route::Token(p.to_string(), id.to_string()))
             }
@@ -128,50 +166,103 @@ impl Route {
     /// The methods this route answers, as sent in `Allow`.
     pub fn allow(&self) -> &'static str {
         match self {
-            Route::Health => "GET, HEAD",
+            Route::Health | Route::Metrics => "GET, HEAD",
             Route::Projects => "GET, HEAD, POST",
             Route::Project(_) => "GET, HEAD, PATCH, DELETE",
             Route::Tokens(_) => "GET, HEAD, POST",
             Route::Token(..) => "DELETE",
+            Route::Export(_) => "GET, HEAD",
+            Route::Import(_) => "POST",
             Route::Keys(_) => "GET, HEAD, POST",
             Route::Key(..) => "GET, HEAD, PUT, POST, DELETE",
+            Route::CompatPut(_) => "POST",
+            Route::CompatGet(..) => "GET, HEAD",
+            Route::CompatDelete(..) => "DELETE",
+        }
+    }
+
+    /// A short fixed name for metrics labels.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Route::Health => "health",
+            Route::Metrics => "metrics",
+            Route::Projects => "projects",
+            Route::Project(_) => "project",
+            Route::Tokens(_) => "tokens",
+            Route::Token(..) => "token",
+            Route::Export(_) => "export",
+            Route::Import(_) => "import",
+            Route::Keys(_) => "kv_list",
+            Route::Key(..) => "kv_key",
+            Route::CompatPut(_) | Route::CompatGet(..) | Route::CompatDelete(..) => "compat",
         }
     }
 
     pub fn touches(&self) -> Touches<'_> {
         match self {
             Route::Health => Touches::Nothing,
+            Route::Metrics => Touches::All,
             Route::Projects => Touches::All,
             Route::Project(p)
             | Route::Tokens(p)
             | Route::Token(p, _)
+            | Route::Export(p)
+            | Route::Import(p)
             | Route::Keys(p)
-            | Route::Key(p, _) => Touches::One(p),
+            | Route::Key(p, _)
+            | Route::CompatPut(p)
+            | Route::CompatGet(p, _)
+            | Route::CompatDelete(p, _) => Touches::One(p),
         }
     }
 }
 
+/// The largest body a request may send: imports carry whole projects, everything else at most
+/// one value. Asked by the connection layer as soon as a head is parsed.
+pub fn body_limit(head: &crate::http::parse::Head, limits: &crate::config::Limits) -> usize {
+    if head.method == Method::Post && head.path.ends_with("/import") {
+        limits.max_import_bytes
+    } else {
+        limits.max_value_bytes
+    }
+}
+
+/// Add what every response to this request carries besides its own headers (CORS).
+pub fn decorate(ctx: &Ctx, req: &Request, r: &mut Response) {
+    cors::decorate(ctx, req, r);
+}
+
 /// Whether a method changes state (and so may join a group commit instead of waiting for one).
 pub fn is_mutation(method: &Method) -> bool {
-    !matches!(method, Method::Get | Method::Head)
+    !matches!(method, Method::Get | Method::Head | Method::Options)
 }
 
-/// Answer one request. Every error becomes its JSON response here.
-pub fn handle(ctx: &mut Ctx, store: &mut Store, req: &mut Request) -> Reply {
-    route(ctx, store, req).unwrap_or_else(|e| Reply::Now(e.into_response()))
+/// Answer one request whose path parsed to `route` (None: no such route). Every error becomes
+/// its JSON response here.
+pub fn handle(ctx: &mut Ctx, store: &mut Store, req: &mut Request, route: Option<&Route>) -> Reply {
+    dispatch(ctx, store, req, route).unwrap_or_else(|e| Reply::Now(e.into_response()))
 }
 
-fn route(ctx: &mut Ctx, store: &mut Store, req: &mut Request) -> Result<Reply, ApiError> {
+fn dispatch(
+    ctx: &mut Ctx,
+    store: &mut Store,
+    req: &mut Request,
+    route: Option<&Route>,
+) -> Result<Reply, ApiError> {
     let now = Reply::Now;
-    let route = Route::parse(&req.head.path).ok_or_else(ApiError::not_found)?;
+    let route = route.ok_or_else(ApiError::not_found)?;
     let method = &req.head.method;
+    if *method == Method::Options {
+        return Ok(Reply::Now(cors::options(ctx, req, route)));
+    }
     let allowed = route.allow().split(", ").any(|m| m == method.as_str());
     if !allowed {
         return Err(ApiError::method_not_allowed(route.allow()));
     }
-    match (&route, method) {
+    match (route, method) {
         // Probes add cache-busting parameters; /health ignores its query.
         (Route::Health, _) => Ok(now(health::get(ctx))),
+        (Route::Metrics, _) => metrics::get(ctx, store, req).map(now),
         (Route::Projects, Method::Post) => projects::create(ctx, store, req).map(now),
         (Route::Projects, _) => projects::list(ctx, store, req).map(now),
         (Route::Project(p), Method::Patch) => projects::patch(ctx, store, req, p).map(now),
@@ -180,12 +271,17 @@ fn route(ctx: &mut Ctx, store: &mut Store, req: &mut Request) -> Result<Reply, A
         (Route::Tokens(p), Method::Post) => tokens::create(ctx, store, req, p).map(now),
         (Route::Tokens(p), _) => tokens::list(ctx, store, req, p).map(now),
         (Route::Token(p, id), _) => tokens::revoke(ctx, store, req, p, id).map(now),
+        (Route::Export(p), _) => backup::export(ctx, store, req, p),
+        (Route::Import(p), _) => backup::import(ctx, store, req, p),
         (Route::Keys(p), Method::Post) => batch::apply(ctx, store, req, p).map(now),
         (Route::Keys(p), _) => keys::list(ctx, store, req, p),
         (Route::Key(p, k), Method::Put) => keys::put(ctx, store, req, p, k).map(now),
         (Route::Key(p, k), Method::Post) => keys::incr(ctx, store, req, p, k).map(now),
         (Route::Key(p, k), Method::Delete) => keys::delete(ctx, store, req, p, k).map(now),
         (Route::Key(p, k), _) => keys::get(ctx, store, req, p, k),
+        (Route::CompatPut(p), _) => compat::put(ctx, store, req, p).map(now),
+        (Route::CompatGet(p, k), _) => compat::get(ctx, store, req, p, k).map(now),
+        (Route::CompatDelete(p, k), _) => compat::delete(ctx, store, req, p, k).map(now),
     }
 }
 
@@ -193,25 +289,31 @@ fn route(ctx: &mut Ctx, store: &mut Store, req: &mut Request) -> Result<Reply, A
 mod tests {
     use super::*;
 
+    impl Route {
+        fn parse_test(path: &str) -> Option<Route> {
+            Route::parse(path, None)
+        }
+    }
+
     #[test]
     fn routes_parse_from_paths() {
-        assert_eq!(Route::parse("/health"), Some(Route::Health));
-        assert_eq!(Route::parse("/v1/projects"), Some(Route::Projects));
+        assert_eq!(Route::parse_test("/health"), Some(Route::Health));
+        assert_eq!(Route::parse_test("/v1/projects"), Some(Route::Projects));
         assert_eq!(
-            Route::parse("/v1/projects/a"),
+            Route::parse_test("/v1/projects/a"),
             Some(Route::Project("a".into()))
         );
         assert_eq!(
-            Route::parse("/v1/projects/a/tokens/x"),
+            Route::parse_test("/v1/projects/a/tokens/x"),
             Some(Route::Token("a".into(), "x".into()))
         );
-        assert_eq!(Route::parse("/v1/kv/a"), Some(Route::Keys("a".into())));
+        assert_eq!(Route::parse_test("/v1/kv/a"), Some(Route::Keys("a".into())));
         assert_eq!(
-            Route::parse("/v1/kv/a/b/c"),
+            Route::parse_test("/v1/kv/a/b/c"),
             Some(Route::Key("a".into(), "b/c".into()))
         );
         assert_eq!(
-            Route::parse("/v1/kv/a/"),
+            Route::parse_test("/v1/kv/a/"),
             Some(Route::Key("a".into(), "".into()))
         );
         for bad in [
@@ -223,7 +325,7 @@ mod tests {
             "/v1/projects/a/x",
             "/x",
         ] {
-            assert_eq!(Route::parse(bad), None, "{bad}");
+            assert_eq!(Route::parse_test(bad), None, "{bad}");
         }
     }
 }

@@ -20,9 +20,12 @@ pub fn summary(name: &str, p: &Project) -> serde_json::Value {
     })
 }
 
+/// One project in full: usage beside its quotas (null: no limit).
 fn detail(name: &str, p: &Project) -> serde_json::Value {
     let mut v = summary(name, p);
     v["version"] = p.version().into();
+    v["max_keys"] = p.quota().max_keys.into();
+    v["max_bytes"] = p.quota().max_bytes.into();
     v
 }
 
@@ -47,7 +50,7 @@ fn existing<'a>(store: &'a Store, name: &str) -> Result<&'a Project, ApiError> {
     store.project(name).ok_or_else(|| project_not_found(name))
 }
 
-pub fn new_token(label: &str, access: Access) -> Result<Token, ApiError> {
+pub fn new_token(label: &str, access: Access, prefix: Option<String>) -> Result<Token, ApiError> {
     let fail = |_| ApiError::internal("the system random number generator failed");
     Ok(Token {
         id: auth::generate_id().map_err(fail)?,
@@ -55,6 +58,7 @@ pub fn new_token(label: &str, access: Access) -> Result<Token, ApiError> {
         access,
         secret: auth::generate_secret().map_err(fail)?,
         source: Source::Api,
+        prefix,
     })
 }
 
@@ -62,6 +66,9 @@ pub fn token_json(t: &Token, with_secret: bool) -> serde_json::Value {
     let mut v = serde_json::json!({
         "id": t.id, "label": t.label, "access": t.access.as_str(), "source": t.source.as_str(),
     });
+    if let Some(p) = &t.prefix {
+        v["prefix"] = p.clone().into();
+    }
     if with_secret {
         v["secret"] = t.secret.clone().into();
     }
@@ -102,8 +109,8 @@ pub fn create(ctx: &Ctx, store: &mut Store, req: &Request) -> Result<Response, A
         ));
     }
     let tokens = vec![
-        new_token("write", Access::Write)?,
-        new_token("read", Access::Read)?,
+        new_token("write", Access::Write, None)?,
+        new_token("read", Access::Read, None)?,
     ];
     let mode = body.persistence.unwrap_or(ctx.default_persistence);
     store
@@ -125,7 +132,18 @@ pub fn get(ctx: &Ctx, store: &Store, req: &Request, name: &str) -> Result<Respon
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PatchBody {
+    #[serde(default)]
     persistence: Option<Persistence>,
+    /// Absent: unchanged; null: no limit; a number: the limit.
+    #[serde(default, deserialize_with = "present")]
+    max_keys: Option<Option<u64>>,
+    #[serde(default, deserialize_with = "present")]
+    max_bytes: Option<Option<u64>>,
+}
+
+/// Tell a field that is present (maybe null) from one that is absent.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<u64>>, D::Error> {
+    Option::<u64>::deserialize(d).map(Some)
 }
 
 fn in_config(name: &str) -> ApiError {
@@ -149,8 +167,25 @@ pub fn patch(
     if p.source() == Source::Config {
         return Err(in_config(name));
     }
+    let mut quota = p.quota();
+    if let Some(max) = body.max_keys {
+        quota.max_keys = max;
+    }
+    if let Some(max) = body.max_bytes {
+        quota.max_bytes = max;
+    }
+    if quota != p.quota() {
+        store
+            .set_quota(name, quota)
+            .map_err(|_| project_not_found(name))?;
+    }
     if let Some(mode) = body.persistence {
-        if mode != p.persistence() {
+        if mode
+            != store
+                .project(name)
+                .map(Project::persistence)
+                .unwrap_or(mode)
+        {
             store
                 .set_persistence(name, mode)
                 .map_err(|_| project_not_found(name))?;

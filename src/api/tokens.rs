@@ -27,6 +27,8 @@ pub fn list(ctx: &Ctx, store: &Store, req: &Request, project: &str) -> Result<Re
 struct CreateBody {
     label: String,
     access: Access,
+    #[serde(default)]
+    prefix: Option<String>,
 }
 
 pub fn create(
@@ -46,7 +48,18 @@ pub fn create(
             "a token label is 1 to 64 bytes",
         ));
     }
-    let token = new_token(&body.label, body.access)?;
+    if body
+        .prefix
+        .as_ref()
+        .is_some_and(|p| p.is_empty() || p.len() > ctx.limits.max_key_bytes)
+    {
+        return Err(ApiError::new(
+            400,
+            "invalid_prefix",
+            "a token prefix is 1 to limits.max_key_bytes bytes",
+        ));
+    }
+    let token = new_token(&body.label, body.access, body.prefix)?;
     store
         .add_token(project, token.clone())
         .map_err(|_| ApiError::internal("the token could not be added"))?;

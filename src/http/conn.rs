@@ -22,6 +22,9 @@ pub const READ_CHUNK: usize = 64 * 1024;
 /// this long, so it reads our answer instead of a reset.
 const LINGER: Duration = Duration::from_secs(2);
 
+/// How large a body a request head may announce (the router's rule, handed in).
+pub type BodyLimit = fn(&Head, &Limits) -> usize;
+
 /// What `next_request` found in the buffer.
 pub enum Next {
     Request(Request),
@@ -57,9 +60,20 @@ pub enum Waiting {
         response: Response,
         request: Request,
         started: Instant,
+        /// The route's metrics label.
+        label: &'static str,
     },
     /// A request that must not read its project until pending changes are durable.
     Deferred { request: Request, started: Instant },
+    /// A response body being produced chunk by chunk as the client reads it.
+    Streaming {
+        request: Request,
+        started: Instant,
+        label: &'static str,
+        cursor: crate::api::Cursor,
+        /// Body bytes sent so far (for the log).
+        sent: usize,
+    },
     /// A watch parked until a change to `target` in `project`, or `deadline`.
     Watch {
         request: Request,
@@ -166,10 +180,17 @@ impl Conn {
         got
     }
 
-    /// Parse the next complete request, reading more from the socket as needed.
-    pub fn next_request(&mut self, scratch: &mut [u8], limits: &Limits, now: Instant) -> Next {
+    /// Parse the next complete request, reading more from the socket as needed. `body_limit`
+    /// says how large a body the request's head may announce.
+    pub fn next_request(
+        &mut self,
+        scratch: &mut [u8],
+        limits: &Limits,
+        now: Instant,
+        body_limit: BodyLimit,
+    ) -> Next {
         loop {
-            match self.step(limits) {
+            match self.step(limits, body_limit) {
                 Next::NeedMore => {
                     if !self.fill(scratch, limits, now) {
                         if self.peer_closed {
@@ -189,7 +210,7 @@ impl Conn {
         }
     }
 
-    fn step(&mut self, limits: &Limits) -> Next {
+    fn step(&mut self, limits: &Limits, body_limit: BodyLimit) -> Next {
         match &mut self.phase {
             Phase::Lingering { .. } => Next::NeedMore,
             Phase::Head => {
@@ -214,6 +235,7 @@ impl Conn {
                         ));
                     }
                 }
+                let max_body = body_limit(&head, limits);
                 let framing = match framing {
                     Framing::None => {
                         return self.complete(Request {
@@ -221,11 +243,11 @@ impl Conn {
                             body: Vec::new(),
                         });
                     }
-                    Framing::Length(n) if n > limits.max_value_bytes => {
-                        return Next::Fail(parse::body_too_large(limits.max_value_bytes));
+                    Framing::Length(n) if n > max_body => {
+                        return Next::Fail(parse::body_too_large(max_body));
                     }
                     Framing::Length(n) => BodyFraming::Length(n),
-                    Framing::Chunked => BodyFraming::Chunked(Chunked::new(limits.max_value_bytes)),
+                    Framing::Chunked => BodyFraming::Chunked(Chunked::new(max_body)),
                 };
                 if head.expects_continue() && head.minor_version == 1 && self.inbuf.is_empty() {
                     self.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
@@ -235,7 +257,7 @@ impl Conn {
                     body: Vec::new(),
                     framing,
                 };
-                self.step(limits)
+                self.step(limits, body_limit)
             }
             Phase::Body { body, framing, .. } => {
                 let done = match framing {
@@ -275,17 +297,53 @@ impl Conn {
 
     /// Queue a response. Returns the body bytes queued (for the log).
     pub fn send(&mut self, r: &Response, request: &Request, date: &str) -> usize {
+        let connection = self.connection_header(request);
+        let head_only = request.head.method == parse::Method::Head;
+        response::encode(r, &mut self.out, head_only, connection, date)
+    }
+
+    fn connection_header(&mut self, request: &Request) -> ConnectionHeader {
         let keep = request.head.keep_alive() && !self.close_after_flush;
-        let connection = match (keep, request.head.minor_version) {
-            (false, _) => ConnectionHeader::Close,
-            (true, 0) => ConnectionHeader::KeepAlive,
-            (true, _) => ConnectionHeader::None,
-        };
         if !keep {
             self.close_after_flush = true;
         }
-        let head_only = request.head.method == parse::Method::Head;
-        response::encode(r, &mut self.out, head_only, connection, date)
+        match (keep, request.head.minor_version) {
+            (false, _) => ConnectionHeader::Close,
+            (true, 0) => ConnectionHeader::KeepAlive,
+            (true, _) => ConnectionHeader::None,
+        }
+    }
+
+    /// Queue the head of a response whose body follows through `push_chunk` and `end_chunks`.
+    pub fn start_chunks(&mut self, r: &Response, request: &Request, date: &str) {
+        let connection = self.connection_header(request);
+        response::encode_stream_head(r, &mut self.out, connection, date);
+    }
+
+    /// Queue one chunk of a streamed body.
+    pub fn push_chunk(&mut self, data: &[u8]) {
+        use std::io::Write;
+        if data.is_empty() {
+            return;
+        }
+        let _ = write!(self.out, "{:x}\r\n", data.len());
+        self.out.extend_from_slice(data);
+        self.out.extend_from_slice(b"\r\n");
+    }
+
+    /// Close a streamed body.
+    pub fn end_chunks(&mut self) {
+        self.out.extend_from_slice(b"0\r\n\r\n");
+    }
+
+    /// Abandon a streamed body half-way: the client sees the transfer cut, not a complete body.
+    pub fn abort(&mut self) {
+        self.dead = true;
+    }
+
+    /// Whether a streamed body may take another chunk without piling up output.
+    pub fn wants_chunk(&self) -> bool {
+        !self.dead && self.out.len() - self.out_pos < MAX_PENDING_OUTPUT / 4
     }
 
     /// Queue an HTTP-level error and close after it.

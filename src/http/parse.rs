@@ -269,7 +269,7 @@ pub fn body_too_large(limit: usize) -> ApiError {
     ApiError::new(
         413,
         "payload_too_large",
-        format!("the body exceeds {limit} bytes (limits.max_value_bytes)"),
+        format!("the body exceeds {limit} bytes (limits.max_value_bytes, or max_import_bytes for imports)"),
     )
 }
 

@@ -84,6 +84,37 @@ pub fn reason(status: u16) -> &'static str {
     }
 }
 
+/// Append the head of a response whose body follows in chunks (`Transfer-Encoding: chunked`),
+/// produced while the client reads it.
+pub fn encode_stream_head(
+    r: &Response,
+    out: &mut Vec<u8>,
+    connection: ConnectionHeader,
+    date: &str,
+) {
+    use std::io::Write;
+    let _ = write!(
+        out,
+        "HTTP/1.1 {} {}\r\nDate: {}\r\n",
+        r.status,
+        reason(r.status),
+        date
+    );
+    if let Some(ct) = &r.content_type {
+        let _ = write!(out, "Content-Type: {ct}\r\n");
+    }
+    out.extend_from_slice(b"Transfer-Encoding: chunked\r\nX-Content-Type-Options: nosniff\r\n");
+    for (k, v) in &r.headers {
+        let _ = write!(out, "{k}: {v}\r\n");
+    }
+    match connection {
+        ConnectionHeader::None => {}
+        ConnectionHeader::KeepAlive => out.extend_from_slice(b"Connection: keep-alive\r\n"),
+        ConnectionHeader::Close => out.extend_from_slice(b"Connection: close\r\n"),
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
 /// Append `r` to `out`. `head_only` (HEAD) keeps every header, Content-Length included, and
 /// drops the body. Returns the number of body bytes written.
 pub fn encode(

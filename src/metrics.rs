@@ -1,0 +1,240 @@
+//! Counters and histograms the server keeps about itself, rendered in the Prometheus text format
+//! for `GET /metrics`. Plain numbers: the server records into them, the handler renders them.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::time::{Duration, Instant};
+
+use crate::store::Store;
+
+/// Upper bounds (seconds) of the latency histogram buckets, fine where requests usually fall.
+const LATENCY_BOUNDS: [f64; 16] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
+#[derive(Debug, Clone)]
+struct Histogram {
+    buckets: [u64; LATENCY_BOUNDS.len()],
+    count: u64,
+    sum: f64,
+}
+
+impl Histogram {
+    fn new() -> Histogram {
+        Histogram {
+            buckets: [0; LATENCY_BOUNDS.len()],
+            count: 0,
+            sum: 0.0,
+        }
+    }
+
+    fn observe(&mut self, d: Duration) {
+        let s = d.as_secs_f64();
+        if let Some(i) = LATENCY_BOUNDS.iter().position(|b| s <= *b) {
+            self.buckets[i] += 1;
+        }
+        self.count += 1;
+        self.sum += s;
+    }
+
+    fn render(&self, out: &mut String, name: &str) {
+        let mut cumulative = 0;
+        for (b, n) in LATENCY_BOUNDS.iter().zip(self.buckets) {
+            cumulative += n;
+            let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {cumulative}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", self.count);
+        let _ = writeln!(out, "{name}_sum {}", self.sum);
+        let _ = writeln!(out, "{name}_count {}", self.count);
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    started: Instant,
+    requests: BTreeMap<(&'static str, u16), u64>,
+    latency: Histogram,
+    snapshot_writes: BTreeMap<String, u64>,
+    snapshot_failures: BTreeMap<String, u64>,
+    snapshot_latency: Histogram,
+    pub connections_open: usize,
+    pub watches_parked: usize,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics {
+            started: Instant::now(),
+            requests: BTreeMap::new(),
+            latency: Histogram::new(),
+            snapshot_writes: BTreeMap::new(),
+            snapshot_failures: BTreeMap::new(),
+            snapshot_latency: Histogram::new(),
+            connections_open: 0,
+            watches_parked: 0,
+        }
+    }
+}
+
+impl Metrics {
+    pub fn record_request(&mut self, route: &'static str, status: u16, took: Duration) {
+        *self.requests.entry((route, status)).or_default() += 1;
+        self.latency.observe(took);
+    }
+
+    pub fn record_snapshot(&mut self, project: &str, ok: bool, took: Duration) {
+        let map = if ok {
+            &mut self.snapshot_writes
+        } else {
+            &mut self.snapshot_failures
+        };
+        match map.get_mut(project) {
+            Some(n) => *n += 1,
+            None => {
+                map.insert(project.to_string(), 1);
+            }
+        }
+        self.snapshot_latency.observe(took);
+    }
+
+    /// Forget a deleted project's series, so they do not grow without bound.
+    pub fn forget_project(&mut self, project: &str) {
+        self.snapshot_writes.remove(project);
+        self.snapshot_failures.remove(project);
+    }
+
+    pub fn render(&self, store: &Store) -> String {
+        let mut o = String::new();
+        let family = |o: &mut String, name: &str, kind: &str, help: &str| {
+            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        };
+        family(
+            &mut o,
+            "pykv_requests_total",
+            "counter",
+            "Requests answered, by route and status.",
+        );
+        for ((route, status), n) in &self.requests {
+            let _ = writeln!(
+                o,
+                "pykv_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
+            );
+        }
+        family(
+            &mut o,
+            "pykv_request_duration_seconds",
+            "histogram",
+            "Time from a complete request to its answer.",
+        );
+        self.latency.render(&mut o, "pykv_request_duration_seconds");
+        family(&mut o, "pykv_project_keys", "gauge", "Keys per project.");
+        for (name, p) in store.projects() {
+            let _ = writeln!(
+                o,
+                "pykv_project_keys{{project=\"{name}\"}} {}",
+                p.key_count()
+            );
+        }
+        family(
+            &mut o,
+            "pykv_project_bytes",
+            "gauge",
+            "Key and value bytes per project.",
+        );
+        for (name, p) in store.projects() {
+            let _ = writeln!(o, "pykv_project_bytes{{project=\"{name}\"}} {}", p.bytes());
+        }
+        family(
+            &mut o,
+            "pykv_snapshot_writes_total",
+            "counter",
+            "Snapshots written, by project.",
+        );
+        for (p, n) in &self.snapshot_writes {
+            let _ = writeln!(o, "pykv_snapshot_writes_total{{project=\"{p}\"}} {n}");
+        }
+        family(
+            &mut o,
+            "pykv_snapshot_failures_total",
+            "counter",
+            "Snapshot writes that failed, by project.",
+        );
+        for (p, n) in &self.snapshot_failures {
+            let _ = writeln!(o, "pykv_snapshot_failures_total{{project=\"{p}\"}} {n}");
+        }
+        family(
+            &mut o,
+            "pykv_snapshot_duration_seconds",
+            "histogram",
+            "Time to write (or remove) one snapshot.",
+        );
+        self.snapshot_latency
+            .render(&mut o, "pykv_snapshot_duration_seconds");
+        family(
+            &mut o,
+            "pykv_watches_parked",
+            "gauge",
+            "Watches waiting for a change.",
+        );
+        let _ = writeln!(o, "pykv_watches_parked {}", self.watches_parked);
+        family(
+            &mut o,
+            "pykv_connections_open",
+            "gauge",
+            "Open client connections.",
+        );
+        let _ = writeln!(o, "pykv_connections_open {}", self.connections_open);
+        family(
+            &mut o,
+            "pykv_uptime_seconds",
+            "gauge",
+            "Seconds since the server started.",
+        );
+        let _ = writeln!(
+            o,
+            "pykv_uptime_seconds {}",
+            self.started.elapsed().as_secs()
+        );
+        family(
+            &mut o,
+            "pykv_resident_memory_bytes",
+            "gauge",
+            "Resident set size of the process.",
+        );
+        let _ = writeln!(o, "pykv_resident_memory_bytes {}", resident_bytes());
+        o
+    }
+}
+
+/// The process's resident memory, from /proc/self/statm (0 where there is none).
+pub fn resident_bytes() -> u64 {
+    let Ok(text) = std::fs::read_to_string("/proc/self/statm") else {
+        return 0;
+    };
+    let pages: u64 = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    pages * u64::try_from(page).unwrap_or(4096)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histograms_are_cumulative_and_counters_labelled() {
+        let mut m = Metrics::default();
+        m.record_request("kv_key", 200, Duration::from_micros(50));
+        m.record_request("kv_key", 200, Duration::from_millis(3));
+        let text = m.render(&Store::new(None));
+        assert!(text.contains("pykv_requests_total{route=\"kv_key\",status=\"200\"} 2\n"));
+        assert!(text.contains("pykv_request_duration_seconds_bucket{le=\"0.0001\"} 1\n"));
+        assert!(text.contains("pykv_request_duration_seconds_bucket{le=\"0.005\"} 2\n"));
+        assert!(text.contains("pykv_request_duration_seconds_count 2\n"));
+    }
+}
