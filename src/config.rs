@@ -240,7 +240,7 @@ fn validate_limits(l: &Limits) -> Result<(), String> {
         ("max_headers", l.max_headers, 8, 1000),
         ("max_url_bytes", l.max_url_bytes, 64, 1024 * 1024),
         ("max_value_bytes", l.max_value_bytes, 1, 1024 * 1024 * 1024),
-        ("max_key_bytes", l.max_key_bytes, 1, 64 * 1024),
+        ("max_key_bytes", l.max_key_bytes, 1, crate::store::MAX_KEY),
         (
             "max_keys_per_project",
             l.max_keys_per_project.unwrap_or(1),

@@ -207,19 +207,16 @@ impl Metrics {
     }
 }
 
-/// The process's resident memory, from /proc/self/statm (0 where there is none).
+/// The process's resident memory, from /proc/self/status (0 where there is none).
 pub fn resident_bytes() -> u64 {
-    let Ok(text) = std::fs::read_to_string("/proc/self/statm") else {
+    let Ok(text) = std::fs::read_to_string("/proc/self/status") else {
         return 0;
     };
-    let pages: u64 = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
-    // SAFETY: sysconf has no preconditions.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    pages * u64::try_from(page).unwrap_or(4096)
+    text.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().strip_suffix("kB"))
+        .and_then(|kb| kb.trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
 }
 
 #[cfg(test)]

@@ -14,7 +14,6 @@
 //! ```
 
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -22,7 +21,7 @@ use std::path::{Path, PathBuf};
 
 use crate::auth::{Source, Token};
 use crate::base64::{decode as base64_decode, encode as base64_encode};
-use crate::store::{self, Persistence, Project, Quota, Value};
+use crate::store::{self, Persistence, Project, Quota, Record, Value, ValueRef};
 
 pub const FORMAT_VERSION: u64 = 1;
 const FIRST_LINE: &str = "{\"pykv_snapshot\": 1,";
@@ -38,8 +37,9 @@ pub enum SaveError {
 
 impl SaveError {
     fn from_io(e: io::Error) -> SaveError {
-        match e.raw_os_error() {
-            Some(libc::ENOSPC) | Some(libc::EDQUOT) | Some(libc::EFBIG) => SaveError::Full(e),
+        use io::ErrorKind::{FileTooLarge, QuotaExceeded, StorageFull};
+        match e.kind() {
+            StorageFull | QuotaExceeded | FileTooLarge => SaveError::Full(e),
             _ => SaveError::Io(e),
         }
     }
@@ -178,17 +178,17 @@ fn write_snapshot(w: &mut impl Write, name: &str, p: &Project) -> io::Result<()>
 }
 
 /// One key as a JSON object on one line: the snapshot's key lines, and the export format.
-pub fn write_entry(w: &mut impl Write, key: &str, v: &Value) -> io::Result<()> {
+pub fn write_entry(w: &mut impl Write, key: &str, v: ValueRef<'_>) -> io::Result<()> {
     w.write_all(b"{\"key\":")?;
     serde_json::to_writer(&mut *w, key)?;
-    match std::str::from_utf8(&v.data) {
+    match std::str::from_utf8(v.data) {
         Ok(text) => {
             w.write_all(b",\"value\":")?;
             serde_json::to_writer(&mut *w, text)?;
         }
         Err(_) => {
             w.write_all(b",\"base64\":\"")?;
-            w.write_all(base64_encode(&v.data).as_bytes())?;
+            w.write_all(base64_encode(v.data).as_bytes())?;
             w.write_all(b"\"")?;
         }
     }
@@ -242,7 +242,8 @@ pub fn load_file(path: &Path) -> Result<Loaded, String> {
         return Err(fail(3, 1, &"expected \"keys\": ["));
     }
 
-    let mut keys = BTreeMap::new();
+    let mut records: Vec<Record> = Vec::new();
+    let mut sorted = true;
     let mut closed = false;
     let mut last_had_comma = false;
     while let Some(line) = lines.next_line().map_err(|e| fail(lines.number, 1, &e))? {
@@ -258,13 +259,27 @@ pub fn load_file(path: &Path) -> Result<Loaded, String> {
             Some(j) => (j, true),
             None => (&line[..], false),
         };
-        if !keys.is_empty() && !last_had_comma {
+        if !records.is_empty() && !last_had_comma {
             return Err(fail(n, 1, &"missing comma after the previous key"));
         }
         last_had_comma = comma;
         let (key, value) = decode_entry(json).map_err(|(col, why)| fail(n, col, &why))?;
-        if keys.insert(key.into_boxed_str(), value).is_some() {
-            return Err(fail(n, 1, &"the same key appears twice"));
+        if let Some(last) = records.last() {
+            match last.key_bytes().cmp(key.as_bytes()) {
+                std::cmp::Ordering::Equal => {
+                    return Err(fail(n, 1, &"the same key appears twice"));
+                }
+                std::cmp::Ordering::Greater => sorted = false,
+                std::cmp::Ordering::Less => {}
+            }
+        }
+        records.push(Record::new(&key, value.as_ref()));
+    }
+    // pykv writes keys in order; a file edited by hand may not be.
+    if !sorted {
+        records.sort();
+        if records.windows(2).any(|w| w[0] == w[1]) {
+            return Err(fail(1, 1, &"the same key appears twice"));
         }
     }
     if !closed {
@@ -286,7 +301,7 @@ pub fn load_file(path: &Path) -> Result<Loaded, String> {
         header.source,
         header.tokens,
         header.version,
-        keys,
+        records,
     )
     .with_quota(header.quota);
     Ok(Loaded {
@@ -306,6 +321,12 @@ pub fn decode_entry(json: &[u8]) -> Result<(String, Value), (usize, String)> {
         }
         _ => return Err((1, "a key needs exactly one of value and base64".into())),
     };
+    if e.key.is_empty() || e.key.len() > store::MAX_KEY {
+        return Err((1, format!("a key is 1 to {} bytes", store::MAX_KEY)));
+    }
+    if let Some(ct) = &e.content_type {
+        store::validate_content_type(ct).map_err(|why| (1, why))?;
+    }
     let value = Value {
         data: data.into_boxed_slice(),
         content_type: e.content_type.map(Into::into),
@@ -437,12 +458,12 @@ mod tests {
         s.put(
             "p",
             "text",
-            b"h\"i\n".to_vec(),
+            b"h\"i\n",
             Some("text/plain"),
             Some(4_000_000_000),
         )
         .unwrap();
-        s.put("p", "bin", vec![0, 255, 1], None, None).unwrap();
+        s.put("p", "bin", &[0, 255, 1], None, None).unwrap();
         save(&dir, "p", s.project("p").unwrap()).unwrap();
         let text = fs::read(snapshot_path(&dir, "p")).unwrap();
         let json: serde_json::Value = serde_json::from_slice(&text).unwrap();
@@ -451,13 +472,13 @@ mod tests {
         let entries: Vec<_> = l
             .project
             .entries()
-            .map(|(k, v)| (k.to_string(), v.clone()))
+            .map(|(k, v)| (k.to_string(), v))
             .collect();
         let orig: Vec<_> = s
             .project("p")
             .unwrap()
             .entries()
-            .map(|(k, v)| (k.to_string(), v.clone()))
+            .map(|(k, v)| (k.to_string(), v))
             .collect();
         assert_eq!(entries, orig);
         assert_eq!(l.project.version(), 2);

@@ -66,7 +66,7 @@ pub fn next_chunk(
 ) -> Result<bool, StoreError> {
     let (page, next) = store.list(&cursor.project, "", cursor.after.as_deref(), KEYS_PER_CHUNK)?;
     for (key, value) in &page {
-        persist::write_entry(out, key, value).expect("writing to a Vec cannot fail");
+        persist::write_entry(out, key, *value).expect("writing to a Vec cannot fail");
         out.push(b'\n');
     }
     cursor.after = page.last().map(|(k, _)| k.to_string());

@@ -58,6 +58,9 @@ fn parse_op(ctx: &Ctx, clock: u64, i: usize, op: OpIn) -> Result<BatchOp, ApiErr
     match op.op.as_str() {
         "put" => {
             let value = op.value.ok_or_else(|| invalid(i, "a put needs a value"))?;
+            if let Some(ct) = &op.content_type {
+                crate::store::validate_content_type(ct).map_err(|why| invalid(i, why))?;
+            }
             let data = if op.base64 {
                 base64_decode(&value).ok_or_else(|| invalid(i, "value is not valid base64"))?
             } else {

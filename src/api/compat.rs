@@ -36,7 +36,7 @@ pub fn put(
     scope.check(&body.key)?;
     let data = serde_json::to_vec(&body.value).expect("a serde_json::Value always serializes");
     store
-        .put(project, &body.key, data, Some("application/json"), None)
+        .put(project, &body.key, &data, Some("application/json"), None)
         .map_err(|e| match e {
             StoreError::Quota(hit) => quota_exceeded(hit),
             _ => project_not_found(project),
@@ -59,12 +59,12 @@ pub fn get(
     let v = store.get(project, &key).map_err(|_| key_not_found(&key))?;
     // Values written through the native API may not be JSON: text comes back as a string, other
     // bytes as base64 with a flag.
-    let body = match serde_json::from_slice::<serde_json::Value>(&v.data) {
+    let body = match serde_json::from_slice::<serde_json::Value>(v.data) {
         Ok(value) => serde_json::json!({"key": key, "value": value}),
-        Err(_) => match std::str::from_utf8(&v.data) {
+        Err(_) => match std::str::from_utf8(v.data) {
             Ok(text) => serde_json::json!({"key": key, "value": text}),
             Err(_) => serde_json::json!({
-                "key": key, "value": crate::base64::encode(&v.data), "base64": true,
+                "key": key, "value": crate::base64::encode(v.data), "base64": true,
             }),
         },
     };

@@ -8,13 +8,11 @@ use crate::auth::Access;
 use crate::base64::encode as base64_encode;
 use crate::error::ApiError;
 use crate::http::{Request, Response};
-use crate::store::{self, Store, StoreError, Value};
+use crate::store::{self, Store, StoreError, ValueRef};
 
 /// Page size when the client gives no `limit`, and the most it may ask for.
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1000;
-/// A stored Content-Type longer than this is not a media type.
-const MAX_CONTENT_TYPE: usize = 256;
 /// The longest expiry a PUT may ask for: ten years.
 pub const MAX_TTL_SECONDS: u64 = 10 * 365 * 24 * 3600;
 /// The longest a watch may wait.
@@ -171,10 +169,9 @@ fn check_conditions(req: &Request, current: u64) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn value_response(v: &Value) -> Response {
+fn value_response(v: ValueRef<'_>) -> Response {
     let content_type = v
         .content_type
-        .as_deref()
         .unwrap_or("application/octet-stream")
         .to_string();
     let r =
@@ -234,17 +231,10 @@ pub fn get(
 /// The media type of a PUT's body, kept to be returned by GET.
 fn content_type(req: &Request) -> Result<Option<String>, ApiError> {
     match req.header("content-type") {
-        Some(ct)
-            if ct.len() > MAX_CONTENT_TYPE || !ct.bytes().all(|b| (b' '..=b'~').contains(&b)) =>
-        {
-            Err(ApiError::new(
-                400,
-                "invalid_content_type",
-                format!("Content-Type must be printable ASCII of at most {MAX_CONTENT_TYPE} bytes"),
-            ))
-        }
         Some("") | None => Ok(None),
-        Some(ct) => Ok(Some(ct.to_string())),
+        Some(ct) => store::validate_content_type(ct)
+            .map(|()| Some(ct.to_string()))
+            .map_err(|why| ApiError::new(400, "invalid_content_type", why)),
     }
 }
 
@@ -270,7 +260,7 @@ pub fn put(
     let expires_at = ttl.map(|t| store.clock() + t);
     let body = std::mem::take(&mut req.body);
     let written = store
-        .put(project, &key, body, content_type.as_deref(), expires_at)
+        .put(project, &key, &body, content_type.as_deref(), expires_at)
         .map_err(quota_or_missing(project))?;
     let status = if written.created { 201 } else { 200 };
     let body = serde_json::json!({"project": project, "key": key, "version": written.version});
@@ -373,14 +363,14 @@ fn listing_format(req: &Request, params: &[(String, String)]) -> Result<Format, 
 }
 
 /// A listed value: UTF-8 as a string, anything else as base64 with a flag.
-fn entry_json(key: &str, v: &Value, with_value: bool) -> serde_json::Value {
+fn entry_json(key: &str, v: &ValueRef<'_>, with_value: bool) -> serde_json::Value {
     if !with_value {
         return serde_json::json!({ "key": key });
     }
-    match std::str::from_utf8(&v.data) {
+    match std::str::from_utf8(v.data) {
         Ok(text) => serde_json::json!({"key": key, "value": text, "version": v.version}),
         Err(_) => serde_json::json!({
-            "key": key, "value": base64_encode(&v.data), "base64": true, "version": v.version,
+            "key": key, "value": base64_encode(v.data), "base64": true, "version": v.version,
         }),
     }
 }

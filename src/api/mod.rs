@@ -94,6 +94,7 @@ impl WatchTarget {
 pub enum Route {
     Health,
     Metrics,
+    OpenApi,
     Projects,
     Project(String),
     Tokens(String),
@@ -107,6 +108,30 @@ pub enum Route {
     CompatGet(String, String),
     CompatDelete(String, String),
 }
+
+/// The OpenAPI 3.1 document of every route below, served at `GET /openapi.json`. A unit test
+/// holds it and `ROUTES` to the router, path by path and method by method.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// Every route as the OpenAPI document names it, with the methods it answers (besides OPTIONS,
+/// which every route answers for CORS). The PyKV-compatible routes exist only when
+/// `compat_project` is set.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("/health", "GET, HEAD"),
+    ("/metrics", "GET, HEAD"),
+    ("/openapi.json", "GET, HEAD"),
+    ("/v1/projects", "GET, HEAD, POST"),
+    ("/v1/projects/{project}", "GET, HEAD, PATCH, DELETE"),
+    ("/v1/projects/{project}/tokens", "GET, HEAD, POST"),
+    ("/v1/projects/{project}/tokens/{id}", "DELETE"),
+    ("/v1/projects/{project}/export", "GET, HEAD"),
+    ("/v1/projects/{project}/import", "POST"),
+    ("/v1/kv/{project}", "GET, HEAD, POST"),
+    ("/v1/kv/{project}/{key}", "GET, HEAD, PUT, POST, DELETE"),
+    ("/put", "POST"),
+    ("/get/{key}", "GET, HEAD"),
+    ("/delete/{key}", "DELETE"),
+];
 
 /// Which projects a request reads or writes (to order it against changes not yet durable).
 #[derive(Debug, PartialEq, Eq)]
@@ -125,6 +150,9 @@ impl Route {
         }
         if rest == "metrics" {
             return Some(Route::Metrics);
+        }
+        if rest == "openapi.json" {
+            return Some(Route::OpenApi);
         }
         if let Some(project) = compat {
             let p = project.to_string();
@@ -166,7 +194,7 @@ impl Route {
     /// The methods this route answers, as sent in `Allow`.
     pub fn allow(&self) -> &'static str {
         match self {
-            Route::Health | Route::Metrics => "GET, HEAD",
+            Route::Health | Route::Metrics | Route::OpenApi => "GET, HEAD",
             Route::Projects => "GET, HEAD, POST",
             Route::Project(_) => "GET, HEAD, PATCH, DELETE",
             Route::Tokens(_) => "GET, HEAD, POST",
@@ -186,6 +214,7 @@ impl Route {
         match self {
             Route::Health => "health",
             Route::Metrics => "metrics",
+            Route::OpenApi => "openapi",
             Route::Projects => "projects",
             Route::Project(_) => "project",
             Route::Tokens(_) => "tokens",
@@ -200,7 +229,7 @@ impl Route {
 
     pub fn touches(&self) -> Touches<'_> {
         match self {
-            Route::Health => Touches::Nothing,
+            Route::Health | Route::OpenApi => Touches::Nothing,
             Route::Metrics => Touches::All,
             Route::Projects => Touches::All,
             Route::Project(p)
@@ -263,6 +292,11 @@ fn dispatch(
         // Probes add cache-busting parameters; /health ignores its query.
         (Route::Health, _) => Ok(now(health::get(ctx))),
         (Route::Metrics, _) => metrics::get(ctx, store, req).map(now),
+        (Route::OpenApi, _) => Ok(now(Response::bytes(
+            200,
+            "application/json",
+            OPENAPI.as_bytes().to_vec(),
+        ))),
         (Route::Projects, Method::Post) => projects::create(ctx, store, req).map(now),
         (Route::Projects, _) => projects::list(ctx, store, req).map(now),
         (Route::Project(p), Method::Patch) => projects::patch(ctx, store, req, p).map(now),
@@ -292,6 +326,51 @@ mod tests {
     impl Route {
         fn parse_test(path: &str) -> Option<Route> {
             Route::parse(path, None)
+        }
+    }
+
+    /// Every route in `ROUTES` parses to a route answering exactly those methods, and the
+    /// OpenAPI document lists exactly these paths and methods.
+    #[test]
+    fn routes_and_the_openapi_document_agree() {
+        let doc: serde_json::Value = serde_json::from_str(OPENAPI).expect("openapi.json is JSON");
+        assert_eq!(
+            doc["openapi"].as_str().map(|v| v.starts_with("3.1")),
+            Some(true)
+        );
+        let paths = doc["paths"].as_object().expect("paths");
+        for (template, methods) in ROUTES {
+            let sample = template
+                .replace("{project}", "p")
+                .replace("{id}", "i")
+                .replace("{key}", "a/b");
+            let route =
+                Route::parse(&sample, Some("compat")).unwrap_or_else(|| panic!("{template}"));
+            assert_eq!(route.allow(), *methods, "{template}");
+            let item = paths
+                .get(*template)
+                .and_then(|v| v.as_object())
+                .unwrap_or_else(|| panic!("openapi.json lacks {template}"));
+            let mut documented: Vec<String> = item
+                .keys()
+                .filter(|k| {
+                    !matches!(
+                        k.as_str(),
+                        "parameters" | "summary" | "description" | "options"
+                    )
+                })
+                .map(|k| k.to_uppercase())
+                .collect();
+            documented.sort();
+            let mut served: Vec<String> = methods.split(", ").map(str::to_string).collect();
+            served.sort();
+            assert_eq!(documented, served, "methods of {template}");
+        }
+        for path in paths.keys() {
+            assert!(
+                ROUTES.iter().any(|(t, _)| t == path),
+                "openapi.json documents {path}, which the router does not serve"
+            );
         }
     }
 

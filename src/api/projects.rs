@@ -8,7 +8,7 @@ use super::{query, Ctx};
 use crate::auth::{self, Access, Source, Token};
 use crate::error::ApiError;
 use crate::http::{Request, Response};
-use crate::store::{self, Persistence, Project, Store};
+use crate::store::{self, Persistence, Project, Quota, Store};
 
 pub fn summary(name: &str, p: &Project) -> serde_json::Value {
     serde_json::json!({
@@ -146,11 +146,12 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<u64>>
     Option::<u64>::deserialize(d).map(Some)
 }
 
-fn in_config(name: &str) -> ApiError {
+/// 409 for a change to a project config.json owns; `what`: "change it" or "remove it".
+fn in_config(name: &str, what: &str) -> ApiError {
     ApiError::new(
         409,
         "project_in_config",
-        format!("project {name:?} is declared in config.json: change it there and restart"),
+        format!("project {name:?} is declared in config.json: {what} there and restart"),
     )
 }
 
@@ -165,31 +166,23 @@ pub fn patch(
     let p = existing(store, name)?;
     let body: PatchBody = json_body(req)?;
     if p.source() == Source::Config {
-        return Err(in_config(name));
+        return Err(in_config(name, "change it"));
     }
-    let mut quota = p.quota();
-    if let Some(max) = body.max_keys {
-        quota.max_keys = max;
-    }
-    if let Some(max) = body.max_bytes {
-        quota.max_bytes = max;
-    }
-    if quota != p.quota() {
+    let (old_quota, old_mode) = (p.quota(), p.persistence());
+    let quota = Quota {
+        max_keys: body.max_keys.unwrap_or(old_quota.max_keys),
+        max_bytes: body.max_bytes.unwrap_or(old_quota.max_bytes),
+    };
+    if quota != old_quota {
         store
             .set_quota(name, quota)
             .map_err(|_| project_not_found(name))?;
     }
-    if let Some(mode) = body.persistence {
-        if mode
-            != store
-                .project(name)
-                .map(Project::persistence)
-                .unwrap_or(mode)
-        {
-            store
-                .set_persistence(name, mode)
-                .map_err(|_| project_not_found(name))?;
-        }
+    match body.persistence {
+        Some(mode) if mode != old_mode => store
+            .set_persistence(name, mode)
+            .map_err(|_| project_not_found(name))?,
+        _ => {}
     }
     let p = store.project(name).expect("checked above");
     Ok(Response::json(200, &detail(name, p)))
@@ -205,11 +198,7 @@ pub fn delete(
     query::none(req.head.query.as_deref())?;
     let p = existing(store, name)?;
     if p.source() == Source::Config {
-        return Err(ApiError::new(
-            409,
-            "project_in_config",
-            format!("project {name:?} is declared in config.json: remove it there and restart"),
-        ));
+        return Err(in_config(name, "remove it"));
     }
     store
         .delete_project(name)

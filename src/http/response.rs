@@ -84,11 +84,18 @@ pub fn reason(status: u16) -> &'static str {
     }
 }
 
-/// Append the head of a response whose body follows in chunks (`Transfer-Encoding: chunked`),
-/// produced while the client reads it.
-pub fn encode_stream_head(
+/// How a response's body is delimited on the wire.
+enum Framing {
+    Length(usize),
+    Chunked,
+    /// 204, 304 and 1xx carry no body and no length.
+    None,
+}
+
+fn write_head(
     r: &Response,
     out: &mut Vec<u8>,
+    framing: Framing,
     connection: ConnectionHeader,
     date: &str,
 ) {
@@ -103,41 +110,12 @@ pub fn encode_stream_head(
     if let Some(ct) = &r.content_type {
         let _ = write!(out, "Content-Type: {ct}\r\n");
     }
-    out.extend_from_slice(b"Transfer-Encoding: chunked\r\nX-Content-Type-Options: nosniff\r\n");
-    for (k, v) in &r.headers {
-        let _ = write!(out, "{k}: {v}\r\n");
-    }
-    match connection {
-        ConnectionHeader::None => {}
-        ConnectionHeader::KeepAlive => out.extend_from_slice(b"Connection: keep-alive\r\n"),
-        ConnectionHeader::Close => out.extend_from_slice(b"Connection: close\r\n"),
-    }
-    out.extend_from_slice(b"\r\n");
-}
-
-/// Append `r` to `out`. `head_only` (HEAD) keeps every header, Content-Length included, and
-/// drops the body. Returns the number of body bytes written.
-pub fn encode(
-    r: &Response,
-    out: &mut Vec<u8>,
-    head_only: bool,
-    connection: ConnectionHeader,
-    date: &str,
-) -> usize {
-    use std::io::Write;
-    let _ = write!(
-        out,
-        "HTTP/1.1 {} {}\r\nDate: {}\r\n",
-        r.status,
-        reason(r.status),
-        date
-    );
-    if let Some(ct) = &r.content_type {
-        let _ = write!(out, "Content-Type: {ct}\r\n");
-    }
-    let bodiless = r.status == 204 || r.status == 304 || r.status < 200;
-    if !bodiless {
-        let _ = write!(out, "Content-Length: {}\r\n", r.body.len());
+    match framing {
+        Framing::Length(n) => {
+            let _ = write!(out, "Content-Length: {n}\r\n");
+        }
+        Framing::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+        Framing::None => {}
     }
     out.extend_from_slice(b"X-Content-Type-Options: nosniff\r\n");
     for (k, v) in &r.headers {
@@ -149,6 +127,35 @@ pub fn encode(
         ConnectionHeader::Close => out.extend_from_slice(b"Connection: close\r\n"),
     }
     out.extend_from_slice(b"\r\n");
+}
+
+/// Append the head of a response whose body follows in chunks (`Transfer-Encoding: chunked`),
+/// produced while the client reads it.
+pub fn encode_stream_head(
+    r: &Response,
+    out: &mut Vec<u8>,
+    connection: ConnectionHeader,
+    date: &str,
+) {
+    write_head(r, out, Framing::Chunked, connection, date);
+}
+
+/// Append `r` to `out`. `head_only` (HEAD) keeps every header, Content-Length included, and
+/// drops the body. Returns the number of body bytes written.
+pub fn encode(
+    r: &Response,
+    out: &mut Vec<u8>,
+    head_only: bool,
+    connection: ConnectionHeader,
+    date: &str,
+) -> usize {
+    let bodiless = r.status == 204 || r.status == 304 || r.status < 200;
+    let framing = if bodiless {
+        Framing::None
+    } else {
+        Framing::Length(r.body.len())
+    };
+    write_head(r, out, framing, connection, date);
     if head_only || bodiless {
         return 0;
     }

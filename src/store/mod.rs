@@ -3,8 +3,12 @@
 //! keep an undo log here until the server says their snapshot is durable (`commit`) or failed
 //! (`rollback`).
 
+mod record;
+
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+
+pub use record::{Record, ValueRef, MAX_CONTENT_TYPE, MAX_KEY};
 
 use crate::auth::{self, Access, Source, Token};
 
@@ -30,7 +34,7 @@ impl Persistence {
     }
 }
 
-/// One stored value with its metadata.
+/// A value on its way in (from a request body, a batch, an import or a snapshot line).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Value {
     pub data: Box<[u8]>,
@@ -40,15 +44,26 @@ pub struct Value {
     pub expires_at: Option<u64>,
 }
 
-/// A project: its settings, tokens and keys. Keys sit in a `BTreeMap` so listings come out in
-/// byte order in O(log n + page) instead of sorting the whole project per request.
-#[derive(Debug, Clone)]
+impl Value {
+    pub fn as_ref(&self) -> ValueRef<'_> {
+        ValueRef {
+            data: &self.data,
+            content_type: self.content_type.as_deref(),
+            version: self.version,
+            expires_at: self.expires_at,
+        }
+    }
+}
+
+/// A project: its settings, tokens and keys. Keys sit in a sorted set of records so listings
+/// come out in byte order in O(log n + page) instead of sorting the whole project per request.
+#[derive(Debug)]
 pub struct Project {
     persistence: Persistence,
     quota: Quota,
     source: Source,
     tokens: Vec<Token>,
-    keys: BTreeMap<Box<str>, Value>,
+    keys: BTreeSet<Record>,
     /// The last version handed out; every key mutation takes the next one.
     version: u64,
     /// Sum of key and value lengths.
@@ -71,7 +86,7 @@ impl Project {
             quota: Quota::default(),
             source,
             tokens,
-            keys: BTreeMap::new(),
+            keys: BTreeSet::new(),
             version: 0,
             bytes: 0,
             dirty: false,
@@ -80,19 +95,18 @@ impl Project {
         }
     }
 
-    /// Rebuild a project from a snapshot's parts (used by persistence when loading).
+    /// Rebuild a project from a snapshot's parts (used by persistence when loading). `records`
+    /// hold distinct keys; sorted, they are packed into full tree nodes.
     pub fn restore(
         persistence: Persistence,
         source: Source,
         tokens: Vec<Token>,
         version: u64,
-        keys: BTreeMap<Box<str>, Value>,
+        records: Vec<Record>,
     ) -> Project {
-        let bytes = keys
-            .iter()
-            .map(|(k, v)| (k.len() + v.data.len()) as u64)
-            .sum();
-        let top = keys.values().map(|v| v.version).max().unwrap_or(0);
+        let bytes = records.iter().map(|r| r.size() as u64).sum();
+        let top = records.iter().map(Record::version).max().unwrap_or(0);
+        let keys: BTreeSet<Record> = records.into_iter().collect();
         Project {
             persistence,
             quota: Quota::default(),
@@ -138,8 +152,8 @@ impl Project {
         self.dirty
     }
     /// Every key in byte order, for snapshots.
-    pub fn entries(&self) -> impl Iterator<Item = (&str, &Value)> {
-        self.keys.iter().map(|(k, v)| (&**k, v))
+    pub fn entries(&self) -> impl Iterator<Item = (&str, ValueRef<'_>)> {
+        self.keys.iter().map(|r| (r.key(), r.value()))
     }
     /// A project loaded from its file that config.json no longer declares: it and its tokens
     /// now belong to the API (and can be deleted or revoked there).
@@ -215,7 +229,7 @@ pub enum StoreError {
 enum Undo {
     Key {
         key: Box<str>,
-        old: Option<Value>,
+        old: Option<Record>,
     },
     Meta {
         persistence: Persistence,
@@ -243,6 +257,16 @@ pub struct Store {
     expiry: BTreeSet<(u64, String, Box<str>)>,
     /// Keys changed since the server last asked (see `take_changes`).
     changed: Vec<(String, Box<str>)>,
+}
+
+/// A Content-Type worth storing: printable ASCII, at most `MAX_CONTENT_TYPE` bytes.
+pub fn validate_content_type(ct: &str) -> Result<(), String> {
+    if ct.len() > MAX_CONTENT_TYPE || !ct.bytes().all(|b| (b' '..=b'~').contains(&b)) {
+        return Err(format!(
+            "a Content-Type is printable ASCII of at most {MAX_CONTENT_TYPE} bytes"
+        ));
+    }
+    Ok(())
 }
 
 /// Names become file names: lower-case letters, digits, `_` and `-`, at most 64, no leading
@@ -282,9 +306,9 @@ impl Store {
 
     /// Add a project as loaded or declared at start-up (no undo: nothing to save yet).
     pub fn insert_loaded(&mut self, name: String, project: Project) {
-        for (k, v) in &project.keys {
-            if let Some(t) = v.expires_at {
-                self.expiry.insert((t, name.clone(), k.clone()));
+        for r in &project.keys {
+            if let Some(t) = r.expires_at() {
+                self.expiry.insert((t, name.clone(), r.key().into()));
             }
         }
         self.projects.insert(name, project);
@@ -379,7 +403,7 @@ impl Store {
     }
 
     /// A key change: sync projects keep an undo entry, interval projects become dirty.
-    fn record_key(&mut self, name: &str, key: Box<str>, old: Option<Value>) {
+    fn record_key(&mut self, name: &str, key: Box<str>, old: Option<Record>) {
         let Some(p) = self.projects.get_mut(name) else {
             return;
         };
@@ -434,7 +458,12 @@ impl Store {
         Ok(())
     }
 
-    pub fn set_persistence(&mut self, name: &str, mode: Persistence) -> Result<(), StoreError> {
+    /// Change a project's settings or tokens through `f`, keeping how to undo it.
+    fn change_meta<T>(
+        &mut self,
+        name: &str,
+        f: impl FnOnce(&mut Project) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let p = self
             .projects
             .get_mut(name)
@@ -445,63 +474,42 @@ impl Store {
             tokens: p.tokens.clone(),
         };
         let was = p.persistence;
-        p.persistence = mode;
+        let out = f(p)?;
         self.record_meta(name, before, was);
-        Ok(())
+        Ok(out)
+    }
+
+    pub fn set_persistence(&mut self, name: &str, mode: Persistence) -> Result<(), StoreError> {
+        self.change_meta(name, |p| {
+            p.persistence = mode;
+            Ok(())
+        })
     }
 
     pub fn set_quota(&mut self, name: &str, quota: Quota) -> Result<(), StoreError> {
-        let p = self
-            .projects
-            .get_mut(name)
-            .ok_or(StoreError::ProjectNotFound)?;
-        let before = Undo::Meta {
-            persistence: p.persistence,
-            quota: p.quota,
-            tokens: p.tokens.clone(),
-        };
-        p.quota = quota;
-        let was = p.persistence;
-        self.record_meta(name, before, was);
-        Ok(())
+        self.change_meta(name, |p| {
+            p.quota = quota;
+            Ok(())
+        })
     }
 
     pub fn add_token(&mut self, name: &str, token: Token) -> Result<(), StoreError> {
-        let p = self
-            .projects
-            .get_mut(name)
-            .ok_or(StoreError::ProjectNotFound)?;
-        let before = Undo::Meta {
-            persistence: p.persistence,
-            quota: p.quota,
-            tokens: p.tokens.clone(),
-        };
-        p.tokens.push(token);
-        let was = p.persistence;
-        self.record_meta(name, before, was);
-        Ok(())
+        self.change_meta(name, |p| {
+            p.tokens.push(token);
+            Ok(())
+        })
     }
 
     /// Remove an API token; config tokens are the caller's to refuse before calling this.
     pub fn revoke_token(&mut self, name: &str, id: &str) -> Result<Token, StoreError> {
-        let p = self
-            .projects
-            .get_mut(name)
-            .ok_or(StoreError::ProjectNotFound)?;
-        let i = p
-            .tokens
-            .iter()
-            .position(|t| t.id == id)
-            .ok_or(StoreError::TokenNotFound)?;
-        let before = Undo::Meta {
-            persistence: p.persistence,
-            quota: p.quota,
-            tokens: p.tokens.clone(),
-        };
-        let t = p.tokens.remove(i);
-        let was = p.persistence;
-        self.record_meta(name, before, was);
-        Ok(t)
+        self.change_meta(name, |p| {
+            let i = p
+                .tokens
+                .iter()
+                .position(|t| t.id == id)
+                .ok_or(StoreError::TokenNotFound)?;
+            Ok(p.tokens.remove(i))
+        })
     }
 
     // ---- tokens ----
@@ -525,41 +533,42 @@ impl Store {
     // ---- keys ----
 
     /// Replace `key` with `new` (None removes it), keeping the byte count and the expiry index
-    /// in step. Every change to a key goes through here. Returns the previous value.
-    fn swap(&mut self, project: &str, key: &str, new: Option<Value>) -> Option<Value> {
+    /// in step. Every change to a key goes through here. Returns the previous record.
+    fn swap(&mut self, project: &str, key: &str, new: Option<Record>) -> Option<Record> {
         let p = self.projects.get_mut(project)?;
-        if let Some(v) = &new {
-            p.bytes += (key.len() + v.data.len()) as u64;
-            if let Some(t) = v.expires_at {
+        if let Some(r) = &new {
+            p.bytes += r.size() as u64;
+            if let Some(t) = r.expires_at() {
                 self.expiry.insert((t, project.to_string(), key.into()));
             }
         }
         let old = match new {
-            Some(v) => p.keys.insert(key.into(), v),
-            None => p.keys.remove(key),
+            Some(r) => p.keys.replace(r),
+            None => p.keys.take(key.as_bytes()),
         };
         if let Some(o) = &old {
-            p.bytes -= (key.len() + o.data.len()) as u64;
-            if let Some(t) = o.expires_at {
+            p.bytes -= o.size() as u64;
+            if let Some(t) = o.expires_at() {
                 self.expiry.remove(&(t, project.to_string(), key.into()));
             }
         }
         old
     }
 
-    fn live(&self, v: &Value) -> bool {
-        v.expires_at.is_none_or(|t| t > self.clock)
+    fn live(&self, expires_at: Option<u64>) -> bool {
+        expires_at.is_none_or(|t| t > self.clock)
     }
 
     /// The key's value, unless absent or expired.
-    pub fn get(&self, project: &str, key: &str) -> Result<&Value, StoreError> {
+    pub fn get(&self, project: &str, key: &str) -> Result<ValueRef<'_>, StoreError> {
         let p = self
             .projects
             .get(project)
             .ok_or(StoreError::ProjectNotFound)?;
         p.keys
-            .get(key)
-            .filter(|v| self.live(v))
+            .get(key.as_bytes())
+            .filter(|r| self.live(r.expires_at()))
+            .map(Record::value)
             .ok_or(StoreError::KeyNotFound)
     }
 
@@ -574,7 +583,7 @@ impl Store {
         let Some(p) = self.projects.get(project) else {
             return Ok(());
         };
-        let old = p.keys.get(key);
+        let old = p.keys.get(key.as_bytes());
         let hit = |name, limit| Err(StoreError::Quota(QuotaHit { name, limit }));
         if old.is_none() {
             let count = p.keys.len() as u64;
@@ -590,7 +599,7 @@ impl Store {
             }
         }
         if let Some(max) = p.quota.max_bytes {
-            let freed = old.map_or(0, |v| (key.len() + v.data.len()) as u64);
+            let freed = old.map_or(0, |r| r.size() as u64);
             let after = p.bytes - freed + (key.len() + new_len) as u64;
             // A write that does not grow the project passes even above a lowered quota.
             if after > max && after > p.bytes {
@@ -605,7 +614,7 @@ impl Store {
         &mut self,
         project: &str,
         key: &str,
-        data: Vec<u8>,
+        data: &[u8],
         content_type: Option<&str>,
         expires_at: Option<u64>,
     ) -> Result<Written, StoreError> {
@@ -615,14 +624,17 @@ impl Store {
             .get_mut(project)
             .ok_or(StoreError::ProjectNotFound)?;
         let version = p.next_version();
-        let value = Value {
-            data: data.into_boxed_slice(),
-            content_type: content_type.map(Into::into),
-            version,
-            expires_at,
-        };
-        let old = self.swap(project, key, Some(value));
-        let created = old.as_ref().is_none_or(|o| !self.live(o));
+        let record = Record::new(
+            key,
+            ValueRef {
+                data,
+                content_type,
+                version,
+                expires_at,
+            },
+        );
+        let old = self.swap(project, key, Some(record));
+        let created = old.as_ref().is_none_or(|o| !self.live(o.expires_at()));
         self.record_key(project, key.into(), old);
         Ok(Written { created, version })
     }
@@ -646,18 +658,18 @@ impl Store {
     ) -> Result<(i64, Written), StoreError> {
         let (current, content_type, expires_at) = match self.get(project, key) {
             Ok(v) => {
-                let text = std::str::from_utf8(&v.data).map_err(|_| StoreError::NotAnInteger)?;
+                let text = std::str::from_utf8(v.data).map_err(|_| StoreError::NotAnInteger)?;
                 let n: i64 = text.trim().parse().map_err(|_| StoreError::NotAnInteger)?;
-                (n, v.content_type.clone(), v.expires_at)
+                (n, v.content_type.map(str::to_string), v.expires_at)
             }
-            Err(StoreError::KeyNotFound) => (0, Some("text/plain".into()), None),
+            Err(StoreError::KeyNotFound) => (0, Some("text/plain".to_string()), None),
             Err(e) => return Err(e),
         };
         let next = current.checked_add(delta).ok_or(StoreError::Overflow)?;
         let written = self.put(
             project,
             key,
-            next.to_string().into_bytes(),
+            next.to_string().as_bytes(),
             content_type.as_deref(),
             expires_at,
         )?;
@@ -675,7 +687,7 @@ impl Store {
             return Err((0, BatchFail::ProjectNotFound));
         };
         let version = p.version + 1;
-        let mut undo: Vec<(Box<str>, Option<Value>)> = Vec::new();
+        let mut undo: Vec<(Box<str>, Option<Record>)> = Vec::new();
         let mut done = Vec::with_capacity(ops.len());
         for (i, op) in ops.into_iter().enumerate() {
             match self.batch_op(project, op, version, &mut undo) {
@@ -695,7 +707,7 @@ impl Store {
         let p = self.projects.get_mut(project).expect("checked above");
         p.version = version;
         for (key, _) in &undo {
-            if !p.keys.contains_key(key) {
+            if !p.keys.contains(key.as_bytes()) {
                 p.note_deletion(version, key);
             }
         }
@@ -710,7 +722,7 @@ impl Store {
         project: &str,
         op: BatchOp,
         version: u64,
-        undo: &mut Vec<(Box<str>, Option<Value>)>,
+        undo: &mut Vec<(Box<str>, Option<Record>)>,
     ) -> Result<BatchDone, BatchFail> {
         let expect = |want: Option<u64>, actual: u64| match want {
             Some(w) if w != actual => Err(BatchFail::Version {
@@ -751,13 +763,16 @@ impl Store {
                         StoreError::Quota(hit) => BatchFail::Quota(hit),
                         _ => BatchFail::ProjectNotFound,
                     })?;
-                let value = Value {
-                    data: data.into_boxed_slice(),
-                    content_type: content_type.map(Into::into),
-                    version,
-                    expires_at,
-                };
-                let old = self.swap(project, &key, Some(value));
+                let record = Record::new(
+                    &key,
+                    ValueRef {
+                        data: &data,
+                        content_type: content_type.as_deref(),
+                        version,
+                        expires_at,
+                    },
+                );
+                let old = self.swap(project, &key, Some(record));
                 undo.push((key.into_boxed_str(), old));
                 Ok(BatchDone::Put {
                     created: actual == 0,
@@ -783,9 +798,10 @@ impl Store {
         let incoming: BTreeMap<String, Value> = entries.into_iter().collect();
         let removing: Vec<Box<str>> = if replace {
             p.keys
-                .keys()
-                .filter(|k| !incoming.contains_key(&***k))
-                .cloned()
+                .iter()
+                .map(Record::key)
+                .filter(|k| !incoming.contains_key(*k))
+                .map(Into::into)
                 .collect()
         } else {
             Vec::new()
@@ -798,8 +814,8 @@ impl Store {
             (p.keys.len() as u64, p.bytes)
         };
         for (k, v) in &incoming {
-            match p.keys.get(k.as_str()) {
-                Some(old) if !replace => bytes -= size(k, old),
+            match p.keys.get(k.as_bytes()) {
+                Some(old) if !replace => bytes -= old.size() as u64,
                 _ => count += 1,
             }
             bytes += size(k, v);
@@ -835,7 +851,7 @@ impl Store {
         }
         for (key, mut value) in incoming {
             value.version = version;
-            let old = self.swap(project, &key, Some(value));
+            let old = self.swap(project, &key, Some(Record::new(&key, value.as_ref())));
             self.record_key(project, key.into_boxed_str(), old);
         }
         if let Some(p) = self.projects.get_mut(project) {
@@ -863,12 +879,17 @@ impl Store {
             _ => Bound::Included(prefix),
         };
         let mut page = Vec::with_capacity(limit.min(p.keys.len()));
+        let start = match start {
+            Bound::Excluded(a) => Bound::Excluded(a.as_bytes()),
+            Bound::Included(a) => Bound::Included(a.as_bytes()),
+            Bound::Unbounded => Bound::Unbounded,
+        };
         let mut iter = p
             .keys
-            .range::<str, _>((start, Bound::Unbounded))
-            .take_while(|(k, _)| k.starts_with(prefix))
-            .filter(|(_, v)| self.live(v))
-            .map(|(k, v)| (&**k, v));
+            .range::<[u8], _>((start, Bound::Unbounded))
+            .take_while(|r| r.key_bytes().starts_with(prefix.as_bytes()))
+            .filter(|r| self.live(r.expires_at()))
+            .map(|r| (r.key(), r.value()));
         for kv in iter.by_ref().take(limit) {
             page.push(kv);
         }
@@ -900,12 +921,12 @@ impl Store {
             .any(|(v, k)| *v > since && k.starts_with(prefix));
         deleted
             || p.keys
-                .range::<str, _>((
-                    std::ops::Bound::Included(prefix),
+                .range::<[u8], _>((
+                    std::ops::Bound::Included(prefix.as_bytes()),
                     std::ops::Bound::Unbounded,
                 ))
-                .take_while(|(k, _)| k.starts_with(prefix))
-                .any(|(_, v)| v.version > since)
+                .take_while(|r| r.key_bytes().starts_with(prefix.as_bytes()))
+                .any(|r| r.version() > since)
     }
 
     // ---- time ----
@@ -955,7 +976,7 @@ impl Store {
 }
 
 /// A listing page: (key, value) pairs in byte order, and the `after` of the next page.
-pub type Page<'a> = (Vec<(&'a str, &'a Value)>, Option<&'a str>);
+pub type Page<'a> = (Vec<(&'a str, ValueRef<'a>)>, Option<&'a str>);
 
 /// One operation of a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1009,7 +1030,7 @@ mod tests {
     fn listing_pages_in_byte_order_within_the_prefix() {
         let mut s = store_with(Persistence::Memory);
         for k in ["b/2", "a", "b/1", "b/3", "c"] {
-            s.put("p", k, vec![], None, None).unwrap();
+            s.put("p", k, b"", None, None).unwrap();
         }
         let (keys, next) = s.list("p", "b/", None, 2).unwrap();
         let keys: Vec<&str> = keys.iter().map(|(k, _)| *k).collect();
@@ -1024,13 +1045,13 @@ mod tests {
     #[test]
     fn rollback_restores_keys_bytes_and_tokens() {
         let mut s = store_with(Persistence::Sync);
-        s.put("p", "k", b"old".to_vec(), None, None).unwrap();
+        s.put("p", "k", b"old", None, None).unwrap();
         s.commit("p");
-        s.put("p", "k", b"newer".to_vec(), None, None).unwrap();
-        s.put("p", "x", b"1".to_vec(), None, None).unwrap();
+        s.put("p", "k", b"newer", None, None).unwrap();
+        s.put("p", "x", b"1", None, None).unwrap();
         s.delete("p", "x").unwrap();
         s.rollback("p");
-        assert_eq!(&*s.get("p", "k").unwrap().data, b"old");
+        assert_eq!(s.get("p", "k").unwrap().data, b"old");
         assert_eq!(s.get("p", "x"), Err(StoreError::KeyNotFound));
         assert_eq!(s.project("p").unwrap().bytes(), 4);
         assert!(!s.is_pending("p"));
@@ -1051,7 +1072,7 @@ mod tests {
     #[test]
     fn memory_and_interval_changes_leave_no_undo_log() {
         let mut s = store_with(Persistence::Interval);
-        s.put("p", "k", b"v".to_vec(), None, None).unwrap();
+        s.put("p", "k", b"v", None, None).unwrap();
         assert!(!s.is_pending("p"));
         assert_eq!(s.unsaved_projects(), ["p"]);
     }
@@ -1060,10 +1081,10 @@ mod tests {
     fn the_key_quota_counts_only_new_keys() {
         let mut s = Store::new(Some(1));
         s.create_project("p", Persistence::Memory, vec![]).unwrap();
-        s.put("p", "a", vec![], None, None).unwrap();
-        s.put("p", "a", vec![1], None, None).unwrap();
+        s.put("p", "a", b"", None, None).unwrap();
+        s.put("p", "a", &[1], None, None).unwrap();
         assert_eq!(
-            s.put("p", "b", vec![], None, None),
+            s.put("p", "b", b"", None, None),
             Err(StoreError::Quota(QuotaHit {
                 name: "limits.max_keys_per_project",
                 limit: 1

@@ -1,0 +1,177 @@
+//! One key and its value packed into a single allocation, so a stored key costs one heap block
+//! and a 16-byte slot in the project's sorted set (the footprint target is ≤ 80 bytes of overhead
+//! per key). Records are immutable: a change writes a new record. Pure data, no I/O.
+//!
+//! Layout: `version: u64 LE | expires_at: u64 LE (0 = none) | key_len: u16 LE | type_len: u8 |
+//! key | content type | value`.
+
+use std::borrow::Borrow;
+use std::cmp::Ordering;
+
+const HEADER: usize = 8 + 8 + 2 + 1;
+/// A Content-Type longer than this cannot be stored (its length is one byte).
+pub const MAX_CONTENT_TYPE: usize = 255;
+/// A key longer than this cannot be stored (its length is two bytes).
+pub const MAX_KEY: usize = u16::MAX as usize;
+
+pub struct Record(Box<[u8]>);
+
+/// A stored value as handlers and snapshots see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ValueRef<'a> {
+    pub data: &'a [u8],
+    pub content_type: Option<&'a str>,
+    pub version: u64,
+    /// Unix seconds after which the key counts as absent.
+    pub expires_at: Option<u64>,
+}
+
+impl Record {
+    /// Callers keep `key` within `MAX_KEY` and `content_type` within `MAX_CONTENT_TYPE` bytes
+    /// (config limits and request validation guarantee it).
+    pub fn new(key: &str, v: ValueRef<'_>) -> Record {
+        let ct = v.content_type.unwrap_or("");
+        assert!(
+            key.len() <= MAX_KEY && ct.len() <= MAX_CONTENT_TYPE,
+            "validated by callers"
+        );
+        let mut b = Vec::with_capacity(HEADER + key.len() + ct.len() + v.data.len());
+        b.extend_from_slice(&v.version.to_le_bytes());
+        b.extend_from_slice(&v.expires_at.unwrap_or(0).to_le_bytes());
+        b.extend_from_slice(&(key.len() as u16).to_le_bytes());
+        b.push(ct.len() as u8);
+        b.extend_from_slice(key.as_bytes());
+        b.extend_from_slice(ct.as_bytes());
+        b.extend_from_slice(v.data);
+        Record(b.into_boxed_slice())
+    }
+
+    fn key_len(&self) -> usize {
+        u16::from_le_bytes([self.0[16], self.0[17]]) as usize
+    }
+
+    fn type_len(&self) -> usize {
+        self.0[18] as usize
+    }
+
+    pub fn key_bytes(&self) -> &[u8] {
+        &self.0[HEADER..HEADER + self.key_len()]
+    }
+
+    pub fn key(&self) -> &str {
+        std::str::from_utf8(self.key_bytes()).expect("records are built from a &str key")
+    }
+
+    pub fn version(&self) -> u64 {
+        u64::from_le_bytes(self.0[0..8].try_into().expect("8 bytes"))
+    }
+
+    pub fn expires_at(&self) -> Option<u64> {
+        let t = u64::from_le_bytes(self.0[8..16].try_into().expect("8 bytes"));
+        (t != 0).then_some(t)
+    }
+
+    /// Key and value bytes, what a project's `bytes` counts.
+    pub fn size(&self) -> usize {
+        self.key_len() + self.data().len()
+    }
+
+    pub fn data(&self) -> &[u8] {
+        &self.0[HEADER + self.key_len() + self.type_len()..]
+    }
+
+    pub fn value(&self) -> ValueRef<'_> {
+        let start = HEADER + self.key_len();
+        let ct = &self.0[start..start + self.type_len()];
+        ValueRef {
+            data: self.data(),
+            content_type: (!ct.is_empty())
+                .then(|| std::str::from_utf8(ct).expect("records are built from a &str type")),
+            version: self.version(),
+            expires_at: self.expires_at(),
+        }
+    }
+}
+
+// Records are ordered and found by their key alone, so a set of records is a map by key.
+impl Borrow<[u8]> for Record {
+    fn borrow(&self) -> &[u8] {
+        self.key_bytes()
+    }
+}
+
+impl PartialEq for Record {
+    fn eq(&self, other: &Record) -> bool {
+        self.key_bytes() == other.key_bytes()
+    }
+}
+
+impl Eq for Record {}
+
+impl PartialOrd for Record {
+    fn partial_cmp(&self, other: &Record) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Record {
+    fn cmp(&self, other: &Record) -> Ordering {
+        self.key_bytes().cmp(other.key_bytes())
+    }
+}
+
+impl std::fmt::Debug for Record {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Record")
+            .field("key", &self.key())
+            .field("value", &self.value())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_gives_back_what_it_was_built_from() {
+        let v = ValueRef {
+            data: &[0, 1, 255],
+            content_type: Some("text/plain"),
+            version: 7,
+            expires_at: Some(1_800_000_000),
+        };
+        let r = Record::new("a/ké", v);
+        assert_eq!(r.key(), "a/ké");
+        assert_eq!(r.value(), v);
+        assert_eq!(r.size(), "a/ké".len() + 3);
+        let bare = Record::new(
+            "k",
+            ValueRef {
+                data: b"",
+                content_type: None,
+                version: 1,
+                expires_at: None,
+            },
+        );
+        assert_eq!(bare.value().content_type, None);
+        assert_eq!(bare.value().expires_at, None);
+    }
+
+    #[test]
+    fn records_order_by_key_bytes() {
+        let v = ValueRef {
+            data: b"",
+            content_type: None,
+            version: 1,
+            expires_at: None,
+        };
+        let mut set = std::collections::BTreeSet::new();
+        for k in ["b", "a", "ab"] {
+            set.insert(Record::new(k, v));
+        }
+        let keys: Vec<&str> = set.iter().map(Record::key).collect();
+        assert_eq!(keys, ["a", "ab", "b"]);
+        assert!(set.contains(b"ab".as_slice()));
+    }
+}
