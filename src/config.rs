@@ -168,14 +168,10 @@ fn validate(raw: RawConfig, path: &Path) -> Result<Config, String> {
         return Err("max_watches: must be between 1 and 65536".into());
     }
     for o in &raw.cors_origins {
-        let ok = o == "*"
-            || ((o.starts_with("http://") || o.starts_with("https://"))
-                && !o.ends_with('/')
-                && o.bytes().all(|b| b.is_ascii_graphic()));
-        if !ok {
+        if !is_origin(o) {
             return Err(format!(
-                "cors_origins: {o:?} is not an origin like https://example.org (scheme and host, \
-                 no path) or \"*\""
+                "cors_origins: {o:?} is not an origin like https://example.org or \
+                 http://host:8080 (scheme and host, no path), or \"*\""
             ));
         }
     }
@@ -226,6 +222,43 @@ fn validate(raw: RawConfig, path: &Path) -> Result<Config, String> {
         limits: raw.limits,
         projects: raw.projects,
     })
+}
+
+/// `*`, or `http(s)://host[:port]` exactly as browsers send it in `Origin`.
+fn is_origin(o: &str) -> bool {
+    if o == "*" {
+        return true;
+    }
+    let Some(host) = o
+        .strip_prefix("https://")
+        .or_else(|| o.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    // An IPv6 literal keeps its colons inside brackets.
+    let (name, rest) = match host.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((addr, rest)) if addr.bytes().all(|b| b.is_ascii_hexdigit() || b == b':') => {
+                (addr, rest)
+            }
+            _ => return false,
+        },
+        None => match host.find(':') {
+            Some(i) => (&host[..i], &host[i..]),
+            None => (host, ""),
+        },
+    };
+    let port_ok = match rest.strip_prefix(':') {
+        Some(port) => {
+            !port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit())
+        }
+        None => rest.is_empty(),
+    };
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b':')
+        && port_ok
 }
 
 fn validate_limits(l: &Limits) -> Result<(), String> {
@@ -292,6 +325,27 @@ mod tests {
         assert!(e.contains("listn"), "{e}");
         let e = parse(r#"{"limits": {"max_body": 1}}"#).unwrap_err();
         assert!(e.contains("max_body"), "{e}");
+    }
+
+    #[test]
+    fn cors_origins_are_scheme_and_host_only() {
+        for ok in [
+            "*",
+            "https://a.example",
+            "http://localhost:8080",
+            "http://[::1]:3000",
+        ] {
+            assert!(is_origin(ok), "{ok}");
+        }
+        for bad in [
+            "https://a.example/app",
+            "https://a.example?x",
+            "a.example",
+            "https://",
+            "ftp://a",
+        ] {
+            assert!(!is_origin(bad), "{bad}");
+        }
     }
 
     #[test]

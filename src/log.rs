@@ -8,12 +8,22 @@ use std::time::{SystemTime, UNIX_EPOCH};
 #[derive(Default)]
 pub struct Log {
     buf: Vec<u8>,
+    /// The last time stamp written, and the (seconds, milliseconds) it is for: many lines fall
+    /// in the same millisecond under load.
+    stamp: String,
+    stamp_at: (u64, u32),
 }
 
 impl Log {
     /// Queue one line, prefixed with the current UTC time.
     pub fn line(&mut self, args: std::fmt::Arguments<'_>) {
-        let _ = write!(self.buf, "{} ", rfc3339_now());
+        let now = unix_now();
+        if now != self.stamp_at || self.stamp.is_empty() {
+            self.stamp = rfc3339(now);
+            self.stamp_at = now;
+        }
+        self.buf.extend_from_slice(self.stamp.as_bytes());
+        self.buf.push(b' ');
         let _ = self.buf.write_fmt(args);
         self.buf.push(b'\n');
     }
@@ -64,8 +74,7 @@ pub fn unix_now() -> (u64, u32) {
 }
 
 /// `2026-11-22T01:30:00.123Z`
-pub fn rfc3339_now() -> String {
-    let (secs, ms) = unix_now();
+pub fn rfc3339((secs, ms): (u64, u32)) -> String {
     let (y, mo, d, h, mi, s) = split(secs);
     format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{ms:03}Z")
 }

@@ -20,7 +20,7 @@ use crate::api::{self, Ctx, Reply, Route, Touches, WatchPhase};
 use crate::config::{Config, Limits};
 use crate::error::ApiError;
 use crate::http::conn::{Conn, Next, Waiting, READ_CHUNK};
-use crate::http::{Request, Response};
+use crate::http::{Method, Request, Response};
 use crate::log::{self, Log};
 use crate::persist::{self, SaveError};
 use crate::store::{Persistence, Store};
@@ -433,7 +433,9 @@ impl Server {
         started: Instant,
         deadline: Option<Instant>,
     ) {
-        let route = Route::parse(&req.head.path, self.ctx.compat_project.as_deref());
+        self.ctx.metrics.connections_open = self.open;
+        self.ctx.metrics.watches_parked = self.watch_deadlines.len();
+        let route = Route::parse(req.head.path(), self.ctx.compat_project.as_deref());
         let label = route.as_ref().map_or("unknown", Route::label);
         let touched: Option<&str> = match route.as_ref().map(Route::touches) {
             Some(Touches::One(p)) => Some(p),
@@ -456,18 +458,19 @@ impl Server {
             return;
         }
         let (ctx, store) = (&mut self.ctx, &mut self.store);
-        let reply = catch_unwind(AssertUnwindSafe(|| {
-            api::handle(ctx, store, &mut req, route.as_ref())
-        }))
-        .unwrap_or_else(|_| {
-            Reply::Now(
-                ApiError::internal("the server hit a bug handling this request; it was logged")
-                    .into_response(),
-            )
-        });
+        let reply = guarded(|| api::handle(ctx, store, &mut req, route.as_ref()));
         let response = match reply {
             Reply::Now(r) => r,
-            Reply::Stream(head, cursor) => {
+            Reply::Stream(mut head, cursor) => {
+                api::decorate(&self.ctx, &req, &mut head);
+                if req.head.method == Method::Head {
+                    // The same head as GET (chunked, so no length to promise), and no body.
+                    if let Some(c) = self.conns[idx].as_mut() {
+                        c.start_chunks(&head, &req, &self.date);
+                    }
+                    self.record(&req, head.status, 0, started, label);
+                    return;
+                }
                 if let Some(c) = self.conns[idx].as_mut() {
                     c.start_chunks(&head, &req, &self.date);
                     c.waiting = Some(Waiting::Streaming {
@@ -653,7 +656,7 @@ impl Server {
             self.log.line(format_args!(
                 "{} {} {} {}B {}us",
                 req.head.method.as_str(),
-                req.head.path,
+                req.head.path(),
                 status,
                 bytes,
                 started.elapsed().as_micros()
@@ -809,6 +812,17 @@ impl Server {
     }
 }
 
+/// Run a handler so that a panic in it answers 500 and the loop carries on. (The panic message
+/// goes to stderr through the default hook: a bug worth reading about.)
+fn guarded(handler: impl FnOnce() -> Reply) -> Reply {
+    catch_unwind(AssertUnwindSafe(handler)).unwrap_or_else(|_| {
+        Reply::Now(
+            ApiError::internal("the server hit a bug handling this request; it was logged")
+                .into_response(),
+        )
+    })
+}
+
 fn not_saved(e: &SaveError) -> ApiError {
     match e {
         SaveError::Full(_) => ApiError::new(
@@ -821,5 +835,28 @@ fn not_saved(e: &SaveError) -> ApiError {
             "storage_error",
             format!("the snapshot could not be written ({err}): the change was not saved and has been undone"),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::Response;
+
+    #[test]
+    fn a_panicking_handler_becomes_a_500() {
+        let reply = guarded(|| panic!("a bug in a handler"));
+        let Reply::Now(r) = reply else {
+            panic!("expected an answer");
+        };
+        assert_eq!(r.status, 500);
+        let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(body["error"], "internal_error");
+    }
+
+    #[test]
+    fn a_handler_that_returns_is_passed_through() {
+        let reply = guarded(|| Reply::Now(Response::empty(204)));
+        assert!(matches!(reply, Reply::Now(r) if r.status == 204));
     }
 }

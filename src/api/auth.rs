@@ -2,6 +2,8 @@
 //! `X-API-Key`) and checks it against the admin token and the project's tokens. Decides 401 (no
 //! valid token) versus 403 (valid, but not for this), and a scoped token's key prefix.
 
+use std::borrow::Cow;
+
 use super::Ctx;
 use crate::auth::{constant_time_eq, Access};
 use crate::error::ApiError;
@@ -11,7 +13,7 @@ use crate::store::Store;
 /// The token a request presents: `Authorization: Bearer <token>`, `Authorization: Basic` with
 /// the token as password (`curl -u :TOKEN`, `wget --password=TOKEN`; a lone user name works
 /// too), or `X-API-Key: <token>` (as the Python PyKV accepted).
-fn presented(req: &Request) -> Result<String, ApiError> {
+fn presented(req: &Request) -> Result<Cow<'_, str>, ApiError> {
     const HOW: &str =
         "send Authorization: Bearer <token> (or Basic auth with the token as password)";
     if let Some(value) = req.header("authorization") {
@@ -21,7 +23,7 @@ fn presented(req: &Request) -> Result<String, ApiError> {
             return Err(ApiError::unauthorized(HOW));
         }
         if scheme.eq_ignore_ascii_case("bearer") {
-            return Ok(rest.to_string());
+            return Ok(Cow::Borrowed(rest));
         }
         if scheme.eq_ignore_ascii_case("basic") {
             let decoded = crate::base64::decode(rest)
@@ -32,12 +34,12 @@ fn presented(req: &Request) -> Result<String, ApiError> {
             if token.is_empty() {
                 return Err(ApiError::unauthorized(HOW));
             }
-            return Ok(token.to_string());
+            return Ok(Cow::Owned(token.to_string()));
         }
         return Err(ApiError::unauthorized(HOW));
     }
     match req.header("x-api-key") {
-        Some(t) if !t.is_empty() => Ok(t.to_string()),
+        Some(t) if !t.is_empty() => Ok(Cow::Borrowed(t)),
         _ => Err(ApiError::unauthorized(HOW)),
     }
 }

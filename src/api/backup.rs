@@ -7,7 +7,7 @@ use super::keys::{project_name, project_not_found, quota_exceeded, validate_key}
 use super::{query, Ctx, Reply};
 use crate::auth::Access;
 use crate::error::ApiError;
-use crate::http::{Method, Request, Response};
+use crate::http::{Request, Response};
 use crate::persist;
 use crate::store::{Store, StoreError};
 
@@ -41,13 +41,11 @@ fn whole_project(
 
 pub fn export(ctx: &Ctx, store: &Store, req: &Request, project: &str) -> Result<Reply, ApiError> {
     whole_project(ctx, store, req, project, Access::Read)?;
-    query::none(req.head.query.as_deref())?;
+    query::none(req.head.query())?;
     let version = store.project(project).map_or(0, |p| p.version());
     let head = Response::bytes(200, "application/x-ndjson", Vec::new())
         .with_header("X-Project-Version", version.to_string());
-    if req.head.method == Method::Head {
-        return Ok(Reply::Now(head));
-    }
+    // HEAD gets the same (streamed) head; the server sends no body for it.
     Ok(Reply::Stream(
         head,
         Cursor {
@@ -80,7 +78,7 @@ pub fn import(
     project: &str,
 ) -> Result<Reply, ApiError> {
     whole_project(ctx, store, req, project, Access::Write)?;
-    let params = query::parse(req.head.query.as_deref(), &["mode"])?;
+    let params = query::parse(req.head.query(), &["mode"])?;
     let replace = match query::get(&params, "mode") {
         None | Some("merge") => false,
         Some("replace") => true,

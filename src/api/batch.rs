@@ -122,7 +122,7 @@ pub fn apply(
 ) -> Result<Response, ApiError> {
     let scope = require_project(ctx, store, req, project, Access::Write)?;
     project_name(project)?;
-    query::none(req.head.query.as_deref())?;
+    query::none(req.head.query())?;
     if store.project(project).is_none() {
         return Err(project_not_found(project));
     }

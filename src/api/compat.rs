@@ -27,7 +27,7 @@ pub fn put(
     project: &str,
 ) -> Result<Response, ApiError> {
     let scope = require_project(ctx, store, req, project, Access::Write)?;
-    query::none(req.head.query.as_deref())?;
+    query::none(req.head.query())?;
     if store.project(project).is_none() {
         return Err(project_not_found(project));
     }
@@ -55,7 +55,7 @@ pub fn get(
     raw_key: &str,
 ) -> Result<Response, ApiError> {
     let key = target(ctx, store, req, project, raw_key, Access::Read)?;
-    query::none(req.head.query.as_deref())?;
+    query::none(req.head.query())?;
     let v = store.get(project, &key).map_err(|_| key_not_found(&key))?;
     // Values written through the native API may not be JSON: text comes back as a string, other
     // bytes as base64 with a flag.
@@ -79,7 +79,7 @@ pub fn delete(
     raw_key: &str,
 ) -> Result<Response, ApiError> {
     let key = target(ctx, store, req, project, raw_key, Access::Write)?;
-    query::none(req.head.query.as_deref())?;
+    query::none(req.head.query())?;
     store
         .delete(project, &key)
         .map_err(|_| key_not_found(&key))?;

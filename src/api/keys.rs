@@ -199,7 +199,7 @@ pub fn get(
     raw_key: &str,
 ) -> Result<Reply, ApiError> {
     let key = target(ctx, store, req, project, raw_key, Access::Read)?;
-    let params = query::parse(req.head.query.as_deref(), &["watch", "version"])?;
+    let params = query::parse(req.head.query(), &["watch", "version"])?;
     let watch = number(&params, "watch", 1..=MAX_WATCH_SECONDS)?;
     let since = number(&params, "version", 0..=u64::MAX)?;
     let current = store.current_version(project, &key);
@@ -253,7 +253,7 @@ pub fn put(
     raw_key: &str,
 ) -> Result<Response, ApiError> {
     let key = target(ctx, store, req, project, raw_key, Access::Write)?;
-    let params = query::parse(req.head.query.as_deref(), &["ttl"])?;
+    let params = query::parse(req.head.query(), &["ttl"])?;
     let ttl = number(&params, "ttl", 1..=MAX_TTL_SECONDS)?;
     let content_type = content_type(req)?;
     check_conditions(req, store.current_version(project, &key))?;
@@ -263,8 +263,17 @@ pub fn put(
         .put(project, &key, &body, content_type.as_deref(), expires_at)
         .map_err(quota_or_missing(project))?;
     let status = if written.created { 201 } else { 200 };
-    let body = serde_json::json!({"project": project, "key": key, "version": written.version});
-    Ok(Response::json(status, &body).with_header("ETag", etag(written.version)))
+    // Written field by field: this is the hot path of every write.
+    let mut body = Vec::with_capacity(48 + project.len() + key.len());
+    body.extend_from_slice(b"{\"project\":");
+    serde_json::to_writer(&mut body, project).expect("writing to a Vec cannot fail");
+    body.extend_from_slice(b",\"key\":");
+    serde_json::to_writer(&mut body, &key).expect("writing to a Vec cannot fail");
+    body.extend_from_slice(format!(",\"version\":{}}}", written.version).as_bytes());
+    Ok(
+        Response::bytes(status, "application/json", body)
+            .with_header("ETag", etag(written.version)),
+    )
 }
 
 pub fn delete(
@@ -275,7 +284,7 @@ pub fn delete(
     raw_key: &str,
 ) -> Result<Response, ApiError> {
     let key = target(ctx, store, req, project, raw_key, Access::Write)?;
-    query::none(req.head.query.as_deref())?;
+    query::none(req.head.query())?;
     let current = store.current_version(project, &key);
     check_conditions(req, current)?;
     if current == 0 {
@@ -296,7 +305,7 @@ pub fn incr(
     raw_key: &str,
 ) -> Result<Response, ApiError> {
     let key = target(ctx, store, req, project, raw_key, Access::Write)?;
-    let params = query::parse(req.head.query.as_deref(), &["incr"])?;
+    let params = query::parse(req.head.query(), &["incr"])?;
     let Some(text) = query::get(&params, "incr") else {
         return Err(query::invalid(
             "POST on a key is a counter increment: add ?incr=N (PUT sets a value)".into(),
@@ -392,7 +401,7 @@ pub fn list(ctx: &Ctx, store: &Store, req: &Request, project: &str) -> Result<Re
     let scope = require_project(ctx, store, req, project, Access::Read)?;
     project_name(project)?;
     let params = query::parse(
-        req.head.query.as_deref(),
+        req.head.query(),
         &[
             "prefix", "after", "limit", "values", "format", "watch", "version",
         ],
@@ -454,14 +463,23 @@ pub fn list(ctx: &Ctx, store: &Store, req: &Request, project: &str) -> Result<Re
             .map_err(|_| project_not_found(project))?
     };
     let response = match format {
-        Format::Json => {
-            let keys: Vec<serde_json::Value> = if values {
-                page.iter().map(|(k, v)| entry_json(k, v, true)).collect()
-            } else {
-                page.iter()
-                    .map(|(k, _)| serde_json::Value::from(*k))
-                    .collect()
+        Format::Json if !values => {
+            // Serialized straight from the page: no JSON tree per key.
+            #[derive(serde::Serialize)]
+            struct Keys<'a> {
+                keys: Vec<&'a str>,
+                next: Option<&'a str>,
+            }
+            let keys = Keys {
+                keys: page.iter().map(|(k, _)| *k).collect(),
+                next,
             };
+            let body = serde_json::to_vec(&keys).expect("a listing always serializes");
+            Response::bytes(200, "application/json", body)
+        }
+        Format::Json => {
+            let keys: Vec<serde_json::Value> =
+                page.iter().map(|(k, v)| entry_json(k, v, true)).collect();
             Response::json(200, &serde_json::json!({"keys": keys, "next": next}))
         }
         Format::Jsonl => {

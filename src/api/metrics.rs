@@ -8,7 +8,7 @@ use crate::store::Store;
 
 pub fn get(ctx: &Ctx, store: &Store, req: &Request) -> Result<Response, ApiError> {
     require_admin(ctx, store, req)?;
-    query::none(req.head.query.as_deref())?;
+    query::none(req.head.query())?;
     let text = ctx.metrics.render(store);
     Ok(Response::bytes(
         200,

@@ -249,7 +249,7 @@ impl Route {
 /// The largest body a request may send: imports carry whole projects, everything else at most
 /// one value. Asked by the connection layer as soon as a head is parsed.
 pub fn body_limit(head: &crate::http::parse::Head, limits: &crate::config::Limits) -> usize {
-    if head.method == Method::Post && head.path.ends_with("/import") {
+    if head.method == Method::Post && head.path().ends_with("/import") {
         limits.max_import_bytes
     } else {
         limits.max_value_bytes

@@ -31,6 +31,15 @@ fn detail(name: &str, p: &Project) -> serde_json::Value {
 
 /// Parse a JSON body into `T`, naming what is wrong with it.
 pub fn json_body<'a, T: Deserialize<'a>>(req: &'a Request) -> Result<T, ApiError> {
+    // Serde would also take an array for a struct; the API's bodies are objects only.
+    let first = req.body.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        return Err(ApiError::new(
+            400,
+            "invalid_json",
+            "the body must be a JSON object",
+        ));
+    }
     serde_json::from_slice(&req.body).map_err(|e| {
         ApiError::new(
             400,
@@ -77,7 +86,7 @@ pub fn token_json(t: &Token, with_secret: bool) -> serde_json::Value {
 
 pub fn list(ctx: &Ctx, store: &Store, req: &Request) -> Result<Response, ApiError> {
     require_admin(ctx, store, req)?;
-    query::none(req.head.query.as_deref())?;
+    query::none(req.head.query())?;
     let projects: Vec<_> = store
         .projects()
         .into_iter()
@@ -98,7 +107,7 @@ struct CreateBody {
 
 pub fn create(ctx: &Ctx, store: &mut Store, req: &Request) -> Result<Response, ApiError> {
     require_admin(ctx, store, req)?;
-    query::none(req.head.query.as_deref())?;
+    query::none(req.head.query())?;
     let body: CreateBody = json_body(req)?;
     valid_name(&body.name)?;
     if store.project(&body.name).is_some() {
@@ -124,7 +133,7 @@ pub fn create(ctx: &Ctx, store: &mut Store, req: &Request) -> Result<Response, A
 
 pub fn get(ctx: &Ctx, store: &Store, req: &Request, name: &str) -> Result<Response, ApiError> {
     require_admin(ctx, store, req)?;
-    query::none(req.head.query.as_deref())?;
+    query::none(req.head.query())?;
     let p = existing(store, name)?;
     Ok(Response::json(200, &detail(name, p)))
 }
@@ -162,7 +171,7 @@ pub fn patch(
     name: &str,
 ) -> Result<Response, ApiError> {
     require_admin(ctx, store, req)?;
-    query::none(req.head.query.as_deref())?;
+    query::none(req.head.query())?;
     let p = existing(store, name)?;
     let body: PatchBody = json_body(req)?;
     if p.source() == Source::Config {
@@ -195,7 +204,7 @@ pub fn delete(
     name: &str,
 ) -> Result<Response, ApiError> {
     require_admin(ctx, store, req)?;
-    query::none(req.head.query.as_deref())?;
+    query::none(req.head.query())?;
     let p = existing(store, name)?;
     if p.source() == Source::Config {
         return Err(in_config(name, "remove it"));

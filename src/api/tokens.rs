@@ -13,7 +13,7 @@ use crate::store::Store;
 
 pub fn list(ctx: &Ctx, store: &Store, req: &Request, project: &str) -> Result<Response, ApiError> {
     require_admin(ctx, store, req)?;
-    query::none(req.head.query.as_deref())?;
+    query::none(req.head.query())?;
     let p = existing_project(store, project)?;
     let tokens: Vec<_> = p.tokens().iter().map(|t| token_json(t, false)).collect();
     Ok(Response::json(
@@ -38,7 +38,7 @@ pub fn create(
     project: &str,
 ) -> Result<Response, ApiError> {
     require_admin(ctx, store, req)?;
-    query::none(req.head.query.as_deref())?;
+    query::none(req.head.query())?;
     existing_project(store, project)?;
     let body: CreateBody = json_body(req)?;
     if body.label.is_empty() || body.label.len() > 64 {
@@ -74,7 +74,7 @@ pub fn revoke(
     id: &str,
 ) -> Result<Response, ApiError> {
     require_admin(ctx, store, req)?;
-    query::none(req.head.query.as_deref())?;
+    query::none(req.head.query())?;
     let p = existing_project(store, project)?;
     let not_found = || {
         ApiError::new(

@@ -1,0 +1,282 @@
+#!/usr/bin/env bash
+# tests/bench.sh — the benchmark table of issue 7 (a benchmark, not a test: CI does not run it).
+#
+# Builds the release binaries, starts one pykv per persistence mode (memory, interval, sync) on
+# 127.0.0.1 with a free port and a temporary config and data directory, drives them with
+# target/release/pykv-bench and prints one table. Every server it starts is killed by its PID on
+# exit; the temporary directory is removed.
+#
+#   tests/bench.sh            # about 2 minutes
+#   tests/bench.sh --nginx    # also GET /health against nginx `return 200` (apt-get install nginx)
+#
+# Environment: BENCH_SECONDS (per run, default 5), BENCH_REPEAT (runs per throughput figure, best
+# kept: the machine is shared and noisy, default 1), BENCH_SYNC_PUTS (PUTs per bytes-per-PUT
+# figure, default 1000), BENCH_DIR (where the temporary data directories go, default /var/tmp:
+# sync mode must write to a real disk, not tmpfs).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+SECS=${BENCH_SECONDS:-5}
+REPEAT=${BENCH_REPEAT:-1}
+SYNC_PUTS=${BENCH_SYNC_PUTS:-1000}
+CONNS=32
+KEYS=10000
+VALUE=100
+ADMIN=bench-admin-token-0123456789
+WITH_NGINX=0
+for arg in "$@"; do
+    case $arg in
+        --nginx) WITH_NGINX=1 ;;
+        -h | --help) sed -n '2,16p' "$0"; exit 0 ;;
+        *) echo "bench.sh: unknown argument $arg (try --help)" >&2; exit 2 ;;
+    esac
+done
+
+cargo build --release --bins --quiet
+PYKV=target/release/pykv
+BENCH=target/release/pykv-bench
+
+WORK=$(mktemp -d "${BENCH_DIR:-/var/tmp}/pykv-bench.XXXXXX")
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { printf '%s\n' "$*" >&2; }
+die() { log "bench.sh: $*"; exit 1; }
+
+# start_pykv MODE: starts a server whose default persistence is MODE; sets ADDR and PID.
+start_pykv() {
+    local dir=$WORK/$1
+    mkdir -p "$dir"
+    cat >"$dir/config.json" <<EOF
+{"listen": "127.0.0.1:0", "data_dir": "$dir/data", "admin_token": "$ADMIN",
+ "persistence": "$1", "log_requests": false}
+EOF
+    "$PYKV" --config "$dir/config.json" 2>"$dir/log" &
+    PID=$!
+    PIDS+=("$PID")
+    ADDR=
+    for _ in $(seq 100); do
+        ADDR=$(sed -n 's/.* listening on \([^ ]*\) .*/\1/p' "$dir/log")
+        [ -n "$ADDR" ] && return 0
+        kill -0 "$PID" 2>/dev/null || break
+        sleep 0.05
+    done
+    die "pykv ($1) did not start: $(cat "$dir/log")"
+}
+
+# api METHOD ADDR PATH [BODY]: an admin request; prints the answer, fails on a non-2xx status.
+api() {
+    curl -sf -X "$1" -H "Authorization: Bearer $ADMIN" "http://$2$3" ${4:+-d "$4"} ||
+        die "$1 $3 on $2 failed"
+}
+
+# new_project ADDR NAME PERSISTENCE: creates the project and prints its write token.
+new_project() {
+    api POST "$1" /v1/projects "{\"name\":\"$2\",\"persistence\":\"$3\"}" |
+        grep -o '"secret":"pykv_[0-9a-f]*"' | head -1 | cut -d'"' -f4
+}
+
+# preload ADDR TOKEN PROJECT KEYS: PUTs key-000000 .. with 32 connections.
+preload() {
+    "$BENCH" --url "http://$1" --token "$2" --project "$3" --keys "$4" --value-bytes "$VALUE" \
+        --connections "$CONNS" --preload-only
+}
+
+# run ARGS...: one pykv-bench run; its human line goes to stderr, its JSON line to stdout.
+run() {
+    local out
+    out=$("$BENCH" --seconds "$SECS" --value-bytes "$VALUE" --keys "$KEYS" --no-preload "$@") ||
+        die "pykv-bench $* failed"
+    log "  $(head -1 <<<"$out")"
+    tail -1 <<<"$out"
+}
+
+field() { sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p"; }
+
+# best NAME PID ARGS...: runs pykv-bench REPEAT times against the server whose PID is given and
+# keeps, in R[NAME], the JSON line with the highest rps, plus "server_cpu_us": the server's CPU
+# time (user + system, from /proc/PID/stat) per request. The machine may be shared: req/s moves
+# with whatever else runs, CPU time per request much less, so ratios are given for both.
+declare -A R
+best() {
+    local name=$1 pid=$2 json t0 t1 cpu
+    shift 2
+    t0=$(cpu_ticks "$pid")
+    json=$(run "$@")
+    t1=$(cpu_ticks "$pid")
+    cpu=$(awk -v t=$((t1 - t0)) -v hz="$HZ" -v n="$(field requests <<<"$json")" \
+        'BEGIN{printf "%.1f", t * 1e6 / hz / n}')
+    json="${json%\}},\"server_cpu_us\":$cpu}"
+    if [ -z "${R[$name]:-}" ] ||
+        awk -v a="$(field rps <<<"$json")" -v b="$(field rps <<<"${R[$name]}")" 'BEGIN{exit !(a>b)}'; then
+        R[$name]=$json
+    fi
+}
+HZ=$(getconf CLK_TCK)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+rps() { field rps <<<"${R[$1]}"; }
+p50() { field p50_us <<<"${R[$1]}"; }
+cpu() { field server_cpu_us <<<"${R[$1]}"; }
+# figure NAME: "req/s (p50, server CPU per request)".
+figure() { printf '%s  (p50 %s us, server CPU %s us/req)' "$(rps "$1")" "$(p50 "$1")" "$(cpu "$1")"; }
+# vs NAME BASE: NAME as a share of BASE, by req/s and by server CPU per request.
+vs() { printf '%s of %s by req/s, %s by CPU/req' "$(pct "$(rps "$1")" "$(rps "$2")")" "$2" "$(pct "$(cpu "$2")" "$(cpu "$1")")"; }
+pct() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.0f %%", 100*a/b}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.1fx", a/b}'; }
+proc_field() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/$3"; }
+
+log "starting servers"
+start_pykv memory
+MEM=$ADDR MEM_PID=$PID
+IDLE_RSS_KB=$(proc_field "$MEM_PID" VmRSS status)
+start_pykv interval
+INT=$ADDR INT_PID=$PID
+start_pykv sync
+SYN=$ADDR SYN_PID=$PID
+
+log "preloading $KEYS keys of $VALUE B in each mode"
+MEM_TOKEN=$(new_project "$MEM" bench memory)
+INT_TOKEN=$(new_project "$INT" bench interval)
+# A sync project is filled in memory mode, then switched (one snapshot instead of thousands).
+SYN_TOKEN=$(new_project "$SYN" bench memory)
+preload "$MEM" "$MEM_TOKEN" bench "$KEYS"
+preload "$INT" "$INT_TOKEN" bench "$KEYS"
+preload "$SYN" "$SYN_TOKEN" bench "$KEYS"
+api PATCH "$SYN" /v1/projects/bench '{"persistence":"sync"}' >/dev/null
+
+if [ "$WITH_NGINX" = 1 ]; then
+    command -v nginx >/dev/null || die "--nginx: nginx is not installed (apt-get install nginx)"
+    NGX=$WORK/nginx
+    mkdir -p "$NGX"
+    NGX_PORT=
+    for _ in $(seq 50); do
+        port=$((20000 + RANDOM % 40000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then NGX_PORT=$port; break; fi
+    done
+    [ -n "$NGX_PORT" ] || die "no free port for nginx"
+    # One worker, as pykv has one thread; no logs; every temp path inside $NGX.
+    cat >"$NGX/nginx.conf" <<EOF
+daemon off;
+master_process on;
+worker_processes 1;
+pid $NGX/nginx.pid;
+error_log $NGX/error.log;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $NGX/body;
+    proxy_temp_path $NGX/proxy;
+    fastcgi_temp_path $NGX/fastcgi;
+    uwsgi_temp_path $NGX/uwsgi;
+    scgi_temp_path $NGX/scgi;
+    server {
+        listen 127.0.0.1:$NGX_PORT;
+        location / { default_type application/json; return 200 '{"status":"ok"}'; }
+    }
+}
+EOF
+    nginx -p "$NGX" -c "$NGX/nginx.conf" -e "$NGX/error.log" &
+    NGX_PID=$!
+    PIDS+=("$NGX_PID")
+    for _ in $(seq 100); do
+        curl -sf "http://127.0.0.1:$NGX_PORT/" >/dev/null && break
+        sleep 0.05
+    done
+    curl -sf "http://127.0.0.1:$NGX_PORT/" >/dev/null || die "nginx did not start: $(cat "$NGX/error.log")"
+    # The one worker answers; the master only supervises (it is killed, and kills it, on exit).
+    NGX_WORKER=$(cat "/proc/$NGX_PID/task/$NGX_PID/children")
+    NGX_WORKER=${NGX_WORKER%% *}
+fi
+
+# Throughput figures are interleaved, so a burst of noise from elsewhere hits all of them alike.
+for round in $(seq "$REPEAT"); do
+    log "round $round/$REPEAT: memory mode, $CONNS connections, $KEYS keys of $VALUE B, ${SECS}s per run"
+    best health "$MEM_PID" --url "http://$MEM" --connections "$CONNS" --workload health
+    best get "$MEM_PID" --url "http://$MEM" --token "$MEM_TOKEN" --project bench --connections "$CONNS" --workload get
+    best put "$MEM_PID" --url "http://$MEM" --token "$MEM_TOKEN" --project bench --connections "$CONNS" --workload put
+    best mixed "$MEM_PID" --url "http://$MEM" --token "$MEM_TOKEN" --project bench --connections "$CONNS" --workload mixed
+    best list "$MEM_PID" --url "http://$MEM" --token "$MEM_TOKEN" --project bench --connections "$CONNS" --workload list
+    if [ "$WITH_NGINX" = 1 ]; then
+        best nginx "$NGX_WORKER" --url "http://127.0.0.1:$NGX_PORT" --path / --connections "$CONNS" --workload health
+    fi
+    log "round $round/$REPEAT: interval and sync PUT"
+    best int_put "$INT_PID" --url "http://$INT" --token "$INT_TOKEN" --project bench --connections "$CONNS" --workload put
+    best sync_put32 "$SYN_PID" --url "http://$SYN" --token "$SYN_TOKEN" --project bench --connections "$CONNS" --workload put
+    best sync_put1 "$SYN_PID" --url "http://$SYN" --token "$SYN_TOKEN" --project bench --connections 1 --workload put
+done
+
+# The load generator's own ceiling: wrk (one thread, as pykv-bench has one) on the same /health,
+# interleaved with pykv-bench, best of REPEAT each.
+WRK_HEALTH=
+if command -v wrk >/dev/null; then
+    for round in $(seq "$REPEAT"); do
+        log "round $round/$REPEAT: wrk -t1 -c$CONNS and pykv-bench on /health"
+        rate=$(wrk -t1 -c"$CONNS" -d"${SECS}s" "http://$MEM/health" | awk '/Requests\/sec/ {printf "%.0f", $2}')
+        log "  wrk: $rate req/s"
+        if [ -z "$WRK_HEALTH" ] || [ "$rate" -gt "$WRK_HEALTH" ]; then WRK_HEALTH=$rate; fi
+        best health_again "$MEM_PID" --url "http://$MEM" --connections "$CONNS" --workload health
+    done
+fi
+
+log "sync mode: bytes written per PUT ($SYNC_PUTS PUTs, $CONNS writers)"
+declare -A WBYTES WCHAR SNAP SYNC_P50
+for keys in 1000 10000 100000; do
+    project=sync$keys
+    token=$(new_project "$SYN" "$project" memory)
+    preload "$SYN" "$token" "$project" "$keys"
+    api PATCH "$SYN" "/v1/projects/$project" '{"persistence":"sync"}' >/dev/null
+    wb0=$(proc_field "$SYN_PID" write_bytes io) wc0=$(proc_field "$SYN_PID" wchar io)
+    json=$(run --url "http://$SYN" --token "$token" --project "$project" --keys "$keys" \
+        --connections "$CONNS" --workload put --requests "$SYNC_PUTS")
+    wb1=$(proc_field "$SYN_PID" write_bytes io) wc1=$(proc_field "$SYN_PID" wchar io)
+    WBYTES[$keys]=$(((wb1 - wb0) / SYNC_PUTS))
+    WCHAR[$keys]=$(((wc1 - wc0) / SYNC_PUTS))
+    SNAP[$keys]=$(stat -c %s "$WORK/sync/data/$project.json")
+    SYNC_P50[$keys]=$(field p50_us <<<"$json")
+    api DELETE "$SYN" "/v1/projects/$project" >/dev/null
+done
+LOADED_RSS_KB=$(proc_field "$MEM_PID" VmRSS status)
+
+row() { printf '%-58s %s\n' "$1" "$2"; }
+echo
+echo "pykv benchmark: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $(uname -sr)"
+echo "pykv-bench: $CONNS keep-alive connections, 1 request in flight each, ${SECS}s per run, best of $REPEAT"
+echo
+row "figure" "value"
+row "------" "-----"
+row "memory: GET /health req/s" "$(figure health)"
+row "memory: GET key req/s (10k keys, 100 B)" "$(figure get)"
+row "  GET vs health" "$(vs get health)"
+row "memory: PUT key req/s" "$(figure put)"
+row "  PUT vs health" "$(vs put health)"
+row "memory: mixed 90/10 req/s" "$(figure mixed)"
+row "memory: list prefix (100 of 10k keys, limit 100) req/s" "$(figure list)"
+if [ "$WITH_NGINX" = 1 ]; then
+    row "nginx, 1 worker, 'return 200': GET / req/s" "$(figure nginx)"
+    row "  pykv health vs nginx" "$(vs health nginx)"
+fi
+if [ -n "$WRK_HEALTH" ]; then
+    row "wrk -t1 -c$CONNS on pykv /health req/s" "$WRK_HEALTH"
+    row "  pykv-bench on /health, interleaved with wrk" "$(rps health_again) = $(pct "$(rps health_again)" "$WRK_HEALTH") of wrk"
+fi
+row "interval: PUT req/s" "$(figure int_put)"
+row "  interval PUT vs memory PUT" "$(vs int_put put)"
+row "sync: PUT req/s, 32 writers" "$(figure sync_put32)"
+row "sync: PUT req/s, 1 writer" "$(figure sync_put1)"
+row "  32 writers vs 1 writer" "$(ratio "$(rps sync_put32)" "$(rps sync_put1)")"
+for keys in 1000 10000 100000; do
+    row "sync: per PUT at $keys keys, 32 writers" "write_bytes ${WBYTES[$keys]} B, wchar ${WCHAR[$keys]} B, snapshot ${SNAP[$keys]} B, p50 ${SYNC_P50[$keys]} us"
+done
+row "idle RSS (memory mode, right after start)" "$IDLE_RSS_KB kB"
+row "RSS after the memory-mode runs (10k keys)" "$LOADED_RSS_KB kB"
+row "release binary target/release/pykv" "$(stat -c %s "$PYKV") B"
