@@ -176,6 +176,7 @@ impl Server {
             self.date = log::http_date(secs);
         }
         self.store.set_clock(secs);
+        self.store.track_changes(!self.watch_deadlines.is_empty());
         self.store.expire_due(EXPIRE_PER_TURN);
     }
 
@@ -435,6 +436,7 @@ impl Server {
     ) {
         self.ctx.metrics.connections_open = self.open;
         self.ctx.metrics.watches_parked = self.watch_deadlines.len();
+        self.store.track_changes(!self.watch_deadlines.is_empty());
         let route = Route::parse(req.head.path(), self.ctx.compat_project.as_deref());
         let label = route.as_ref().map_or("unknown", Route::label);
         let touched: Option<&str> = match route.as_ref().map(Route::touches) {
@@ -503,6 +505,7 @@ impl Server {
                     .or_default()
                     .push(idx);
                 self.watch_deadlines.insert((deadline, idx));
+                self.store.track_changes(true);
                 self.park(
                     idx,
                     Waiting::Watch {

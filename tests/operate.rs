@@ -2460,6 +2460,52 @@ fn export_is_chunked_ndjson_with_the_project_version() {
 }
 
 #[test]
+fn export_with_connection_close_sends_the_whole_body_then_closes() {
+    let (srv, _, _) = start_p(json!({}));
+    let expected = fill_known(&srv);
+    let mut s = srv.connect();
+    s.write_all(&request_bytes(
+        "GET",
+        "/v1/projects/p/export",
+        Some(ADMIN),
+        &[("Connection", "close")],
+        b"",
+    ))
+    .unwrap();
+    let r = read_any_response(&mut s);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("connection"), Some("close"));
+    assert_eq!(lines(&String::from_utf8(r.body).unwrap()), expected);
+    assert!(is_closed(&mut s));
+}
+
+#[test]
+fn export_to_an_http10_client_is_unframed_and_ends_with_the_connection() {
+    let (srv, _, _) = start_p(json!({}));
+    let expected = fill_known(&srv);
+    let mut s = srv.connect();
+    let req =
+        format!("GET /v1/projects/p/export HTTP/1.0\r\nAuthorization: Bearer {ADMIN}\r\n\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)
+        .expect("the server closes after the body");
+    let text = String::from_utf8(raw).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").expect("a head");
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(
+        !head.to_ascii_lowercase().contains("transfer-encoding"),
+        "{head}"
+    );
+    assert!(
+        !head.to_ascii_lowercase().contains("content-length"),
+        "{head}"
+    );
+    assert!(head.contains("\r\nConnection: close"), "{head}");
+    assert_eq!(lines(body), expected);
+}
+
+#[test]
 fn export_leaves_the_connection_ready_for_the_next_request() {
     let (srv, _, _) = start_p(json!({}));
     let expected = fill_known(&srv);

@@ -97,7 +97,38 @@ pub(super) fn key_not_found(key: &str) -> ApiError {
 }
 
 fn etag(version: u64) -> String {
-    format!("\"{version}\"")
+    let mut s = String::with_capacity(22);
+    s.push('"');
+    s.push_str(itoa(version).as_str());
+    s.push('"');
+    s
+}
+
+/// Decimal digits of `n` without the formatting machinery (this is on every key answer).
+fn itoa(mut n: u64) -> Digits {
+    let mut d = Digits {
+        buf: [0; 20],
+        start: 20,
+    };
+    loop {
+        d.start -= 1;
+        d.buf[d.start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return d;
+        }
+    }
+}
+
+struct Digits {
+    buf: [u8; 20],
+    start: usize,
+}
+
+impl Digits {
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[self.start..]).expect("ASCII digits")
+    }
 }
 
 /// Parse a number parameter within `range`.
@@ -137,7 +168,17 @@ fn etag_list(value: &str) -> Option<Vec<u64>> {
 
 /// `If-Match` (only if unchanged) and `If-None-Match` (`*`: only if absent) for a change to a
 /// key whose version is `current` (0 when absent). A failure is 412 with the current version.
-fn check_conditions(req: &Request, current: u64) -> Result<(), ApiError> {
+fn check_conditions(
+    req: &Request,
+    store: &Store,
+    project: &str,
+    key: &str,
+) -> Result<(), ApiError> {
+    let (if_match, if_none_match) = (req.header("if-match"), req.header("if-none-match"));
+    if if_match.is_none() && if_none_match.is_none() {
+        return Ok(());
+    }
+    let current = store.current_version(project, key);
     let failed = |why: &str| {
         ApiError::new(412, "precondition_failed", why.to_string()).with_field(
             "current_version",
@@ -148,7 +189,7 @@ fn check_conditions(req: &Request, current: u64) -> Result<(), ApiError> {
             },
         )
     };
-    if let Some(v) = req.header("if-match") {
+    if let Some(v) = if_match {
         let ok = match etag_list(v) {
             None => current != 0,
             Some(tags) => current != 0 && tags.contains(&current),
@@ -157,7 +198,7 @@ fn check_conditions(req: &Request, current: u64) -> Result<(), ApiError> {
             return Err(failed("If-Match: the key is not at that version"));
         }
     }
-    if let Some(v) = req.header("if-none-match") {
+    if let Some(v) = if_none_match {
         let ok = match etag_list(v) {
             None => current == 0,
             Some(tags) => !tags.contains(&current),
@@ -202,8 +243,8 @@ pub fn get(
     let params = query::parse(req.head.query(), &["watch", "version"])?;
     let watch = number(&params, "watch", 1..=MAX_WATCH_SECONDS)?;
     let since = number(&params, "version", 0..=u64::MAX)?;
-    let current = store.current_version(project, &key);
     if let Some(seconds) = watch {
+        let current = store.current_version(project, &key);
         let since = since.or(ctx.watch_since).unwrap_or(current);
         if ctx.watch == WatchPhase::TimedOut {
             return Ok(Reply::Now(not_modified(current)));
@@ -256,7 +297,7 @@ pub fn put(
     let params = query::parse(req.head.query(), &["ttl"])?;
     let ttl = number(&params, "ttl", 1..=MAX_TTL_SECONDS)?;
     let content_type = content_type(req)?;
-    check_conditions(req, store.current_version(project, &key))?;
+    check_conditions(req, store, project, &key)?;
     let expires_at = ttl.map(|t| store.clock() + t);
     let body = std::mem::take(&mut req.body);
     let written = store
@@ -269,7 +310,9 @@ pub fn put(
     serde_json::to_writer(&mut body, project).expect("writing to a Vec cannot fail");
     body.extend_from_slice(b",\"key\":");
     serde_json::to_writer(&mut body, &key).expect("writing to a Vec cannot fail");
-    body.extend_from_slice(format!(",\"version\":{}}}", written.version).as_bytes());
+    body.extend_from_slice(b",\"version\":");
+    body.extend_from_slice(itoa(written.version).as_str().as_bytes());
+    body.push(b'}');
     Ok(
         Response::bytes(status, "application/json", body)
             .with_header("ETag", etag(written.version)),
@@ -285,11 +328,7 @@ pub fn delete(
 ) -> Result<Response, ApiError> {
     let key = target(ctx, store, req, project, raw_key, Access::Write)?;
     query::none(req.head.query())?;
-    let current = store.current_version(project, &key);
-    check_conditions(req, current)?;
-    if current == 0 {
-        return Err(key_not_found(&key));
-    }
+    check_conditions(req, store, project, &key)?;
     store
         .delete(project, &key)
         .map_err(|_| key_not_found(&key))?;
@@ -321,7 +360,7 @@ pub fn incr(
     if !req.body.is_empty() {
         return Err(ApiError::bad_request("an increment takes no body"));
     }
-    check_conditions(req, store.current_version(project, &key))?;
+    check_conditions(req, store, project, &key)?;
     let (value, written) = store.incr(project, &key, delta).map_err(|e| match e {
         StoreError::NotAnInteger => ApiError::new(
             409,

@@ -102,6 +102,8 @@ pub struct Conn {
     pub waiting: Option<Waiting>,
     /// Set once the connection should be dropped.
     pub dead: bool,
+    /// Whether the body being streamed is chunk-framed (HTTP/1.1) or ends with the connection.
+    chunked: bool,
 }
 
 impl Conn {
@@ -119,6 +121,7 @@ impl Conn {
             head_started: None,
             waiting: None,
             dead: false,
+            chunked: true,
         }
     }
 
@@ -315,15 +318,24 @@ impl Conn {
     }
 
     /// Queue the head of a response whose body follows through `push_chunk` and `end_chunks`.
+    /// HTTP/1.0 clients get the body unframed, ended by closing the connection.
     pub fn start_chunks(&mut self, r: &Response, request: &Request, date: &str) {
+        self.chunked = request.head.minor_version == 1;
+        if !self.chunked {
+            self.close_after_flush = true;
+        }
         let connection = self.connection_header(request);
-        response::encode_stream_head(r, &mut self.out, connection, date);
+        response::encode_stream_head(r, &mut self.out, connection, date, self.chunked);
     }
 
     /// Queue one chunk of a streamed body.
     pub fn push_chunk(&mut self, data: &[u8]) {
         use std::io::Write;
         if data.is_empty() {
+            return;
+        }
+        if !self.chunked {
+            self.out.extend_from_slice(data);
             return;
         }
         let _ = write!(self.out, "{:x}\r\n", data.len());
@@ -333,7 +345,9 @@ impl Conn {
 
     /// Close a streamed body.
     pub fn end_chunks(&mut self) {
-        self.out.extend_from_slice(b"0\r\n\r\n");
+        if self.chunked {
+            self.out.extend_from_slice(b"0\r\n\r\n");
+        }
     }
 
     /// Abandon a streamed body half-way: the client sees the transfer cut, not a complete body.
@@ -378,7 +392,11 @@ impl Conn {
         if self.out_pos == self.out.len() {
             self.out.clear();
             self.out_pos = 0;
-            if self.close_after_flush && !matches!(self.phase, Phase::Lingering { .. }) {
+            // A streamed answer is still being produced: closing waits for its end.
+            if self.close_after_flush
+                && self.waiting.is_none()
+                && !matches!(self.phase, Phase::Lingering { .. })
+            {
                 let _ = self.stream.shutdown(Shutdown::Write);
                 self.phase = Phase::Lingering { since: now };
                 self.inbuf = Vec::new();

@@ -92,6 +92,7 @@ enum Framing {
     None,
 }
 
+// Built from pieces rather than `write!`: this runs for every response.
 fn write_head(
     r: &Response,
     out: &mut Vec<u8>,
@@ -99,27 +100,33 @@ fn write_head(
     connection: ConnectionHeader,
     date: &str,
 ) {
-    use std::io::Write;
-    let _ = write!(
-        out,
-        "HTTP/1.1 {} {}\r\nDate: {}\r\n",
-        r.status,
-        reason(r.status),
-        date
-    );
+    out.extend_from_slice(b"HTTP/1.1 ");
+    push_decimal(out, r.status as u64);
+    out.push(b' ');
+    out.extend_from_slice(reason(r.status).as_bytes());
+    out.extend_from_slice(b"\r\nDate: ");
+    out.extend_from_slice(date.as_bytes());
+    out.extend_from_slice(b"\r\n");
     if let Some(ct) = &r.content_type {
-        let _ = write!(out, "Content-Type: {ct}\r\n");
+        out.extend_from_slice(b"Content-Type: ");
+        out.extend_from_slice(ct.as_bytes());
+        out.extend_from_slice(b"\r\n");
     }
     match framing {
         Framing::Length(n) => {
-            let _ = write!(out, "Content-Length: {n}\r\n");
+            out.extend_from_slice(b"Content-Length: ");
+            push_decimal(out, n as u64);
+            out.extend_from_slice(b"\r\n");
         }
         Framing::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
         Framing::None => {}
     }
     out.extend_from_slice(b"X-Content-Type-Options: nosniff\r\n");
     for (k, v) in &r.headers {
-        let _ = write!(out, "{k}: {v}\r\n");
+        out.extend_from_slice(k.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(v.as_bytes());
+        out.extend_from_slice(b"\r\n");
     }
     match connection {
         ConnectionHeader::None => {}
@@ -129,15 +136,36 @@ fn write_head(
     out.extend_from_slice(b"\r\n");
 }
 
-/// Append the head of a response whose body follows in chunks (`Transfer-Encoding: chunked`),
-/// produced while the client reads it.
+fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+/// Append the head of a response whose body is produced while the client reads it: in chunks
+/// (`Transfer-Encoding: chunked`), or for an HTTP/1.0 client, which knows no chunks, ended by
+/// closing the connection.
 pub fn encode_stream_head(
     r: &Response,
     out: &mut Vec<u8>,
     connection: ConnectionHeader,
     date: &str,
+    chunked: bool,
 ) {
-    write_head(r, out, Framing::Chunked, connection, date);
+    let framing = if chunked {
+        Framing::Chunked
+    } else {
+        Framing::None
+    };
+    write_head(r, out, framing, connection, date);
 }
 
 /// Append `r` to `out`. `head_only` (HEAD) keeps every header, Content-Length included, and

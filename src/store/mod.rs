@@ -255,8 +255,10 @@ pub struct Store {
     /// (expires_at, project, key) for every key with an expiry, so the sweep finds due keys
     /// without scanning.
     expiry: BTreeSet<(u64, String, Box<str>)>,
-    /// Keys changed since the server last asked (see `take_changes`).
+    /// Keys changed since the server last asked (see `take_changes`), noted only while
+    /// `tracking` (someone watches): most writes have no one to tell.
     changed: Vec<(String, Box<str>)>,
+    tracking: bool,
 }
 
 /// A Content-Type worth storing: printable ASCII, at most `MAX_CONTENT_TYPE` bytes.
@@ -337,7 +339,9 @@ impl Store {
     pub fn commit(&mut self, name: &str) {
         for u in self.pending.remove(name).unwrap_or_default() {
             if let Undo::Key { key, .. } = u {
-                self.changed.push((name.to_string(), key));
+                if self.tracking {
+                    self.changed.push((name.to_string(), key));
+                }
             }
         }
         self.mark_clean(name);
@@ -403,15 +407,21 @@ impl Store {
     }
 
     /// A key change: sync projects keep an undo entry, interval projects become dirty.
-    fn record_key(&mut self, name: &str, key: Box<str>, old: Option<Record>) {
+    fn record_key(&mut self, name: &str, key: &str, old: Option<Record>) {
         let Some(p) = self.projects.get_mut(name) else {
             return;
         };
         p.dirty = true;
         if p.persistence == Persistence::Sync {
-            self.record(name, Undo::Key { key, old });
-        } else {
-            self.changed.push((name.to_string(), key));
+            self.record(
+                name,
+                Undo::Key {
+                    key: key.into(),
+                    old,
+                },
+            );
+        } else if self.tracking {
+            self.changed.push((name.to_string(), key.into()));
         }
     }
 
@@ -635,7 +645,7 @@ impl Store {
         );
         let old = self.swap(project, key, Some(record));
         let created = old.as_ref().is_none_or(|o| !self.live(o.expires_at()));
-        self.record_key(project, key.into(), old);
+        self.record_key(project, key, old);
         Ok(Written { created, version })
     }
 
@@ -645,7 +655,7 @@ impl Store {
         let p = self.projects.get_mut(project).expect("checked by get");
         let version = p.next_version();
         p.note_deletion(version, key);
-        self.record_key(project, key.into(), old);
+        self.record_key(project, key, old);
         Ok(version)
     }
 
@@ -712,7 +722,7 @@ impl Store {
             }
         }
         for (key, old) in undo {
-            self.record_key(project, key, old);
+            self.record_key(project, &key, old);
         }
         Ok((version, done))
     }
@@ -847,12 +857,12 @@ impl Store {
             if let Some(p) = self.projects.get_mut(project) {
                 p.note_deletion(version, &key);
             }
-            self.record_key(project, key, old);
+            self.record_key(project, &key, old);
         }
         for (key, mut value) in incoming {
             value.version = version;
             let old = self.swap(project, &key, Some(Record::new(&key, value.as_ref())));
-            self.record_key(project, key.into_boxed_str(), old);
+            self.record_key(project, &key, old);
         }
         if let Some(p) = self.projects.get_mut(project) {
             p.version = version;
@@ -963,10 +973,18 @@ impl Store {
                 p.note_deletion(version, &key);
                 p.dirty = true;
             }
-            self.changed.push((project, key));
+            if self.tracking {
+                self.changed.push((project, key));
+            }
             removed += 1;
         }
         removed
+    }
+
+    /// Note changed keys for `take_changes` from now on (true) or not (false). A watch checks the
+    /// store's state when it parks, so nothing before it needs noting.
+    pub fn track_changes(&mut self, on: bool) {
+        self.tracking = on;
     }
 
     /// Keys changed (durably, for sync projects) since the last call, for watchers.
