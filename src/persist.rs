@@ -327,6 +327,9 @@ pub fn decode_entry(json: &[u8]) -> Result<(String, Value), (usize, String)> {
     if let Some(ct) = &e.content_type {
         store::validate_content_type(ct).map_err(|why| (1, why))?;
     }
+    if e.expires_at.is_some_and(|t| t > store::MAX_EXPIRES_AT) {
+        return Err((1, format!("expires_at is after {}", store::MAX_EXPIRES_AT)));
+    }
     let value = Value {
         data: data.into_boxed_slice(),
         content_type: e.content_type.map(Into::into),

@@ -8,6 +8,8 @@
 #
 #   tests/bench.sh            # about 2 minutes
 #   tests/bench.sh --nginx    # also GET /health against nginx `return 200` (apt-get install nginx)
+#   tests/bench.sh --scale    # 1,000,000 keys of 100 B: start-up time, prefix listing, RSS per key
+#   tests/bench.sh --soak M   # M minutes of mixed load on a fixed key set, RSS sampled (leak check)
 #
 # Environment: BENCH_SECONDS (per run, default 5), BENCH_REPEAT (runs per throughput figure, best
 # kept: the machine is shared and noisy, default 1), BENCH_SYNC_PUTS (PUTs per bytes-per-PUT
@@ -25,12 +27,21 @@ KEYS=10000
 VALUE=100
 ADMIN=bench-admin-token-0123456789
 WITH_NGINX=0
-for arg in "$@"; do
-    case $arg in
+MODE=table
+SOAK_MINUTES=10
+while [ $# -gt 0 ]; do
+    case $1 in
         --nginx) WITH_NGINX=1 ;;
-        -h | --help) sed -n '2,16p' "$0"; exit 0 ;;
-        *) echo "bench.sh: unknown argument $arg (try --help)" >&2; exit 2 ;;
+        --scale) MODE=scale ;;
+        --soak)
+            MODE=soak
+            SOAK_MINUTES=${2:?--soak needs a number of minutes}
+            shift
+            ;;
+        -h | --help) sed -n '2,18p' "$0"; exit 0 ;;
+        *) echo "bench.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
     esac
+    shift
 done
 
 cargo build --release --bins --quiet
@@ -134,6 +145,81 @@ vs() { printf '%s of %s by req/s, %s by CPU/req' "$(pct "$(rps "$1")" "$(rps "$2
 pct() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.0f %%", 100*a/b}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.1fx", a/b}'; }
 proc_field() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/$3"; }
+
+# wait_listening DIR PID: waits (10 ms steps, at most 20 s) for the start line; prints nothing.
+wait_listening() {
+    for _ in $(seq 2000); do
+        grep -q ' listening on ' "$1/log" && return 0
+        kill -0 "$2" 2>/dev/null || break
+        sleep 0.01
+    done
+    die "pykv did not start: $(cat "$1/log")"
+}
+
+# project_bytes ADDR NAME: the project's key + value bytes, from the API.
+project_bytes() { api GET "$1" "/v1/projects/$2" | sed -n 's/.*"bytes":\([0-9]*\).*/\1/p'; }
+
+# per_key RSS_KB IDLE_KB BYTES N: RSS beyond the idle process and the key and value bytes, per key.
+per_key() { awk -v r="$1" -v i="$2" -v b="$3" -v n="$4" 'BEGIN{printf "%.1f", (r*1024 - i*1024 - b) / n}'; }
+
+if [ "$MODE" = scale ]; then
+    N=1000000
+    log "scale: $N keys of $VALUE B in one interval-mode project"
+    start_pykv interval
+    addr=$ADDR pid=$PID dir=$WORK/interval
+    idle=$(proc_field "$pid" VmRSS status)
+    # Filled in memory mode, then switched: one snapshot instead of one per interval tick.
+    token=$(new_project "$addr" big memory)
+    "$BENCH" --url "http://$addr" --token "$token" --project big --keys "$N" --value-bytes "$VALUE" \
+        --connections "$CONNS" --preload-only >&2 || die "preload failed"
+    api PATCH "$addr" /v1/projects/big '{"persistence":"interval"}' >/dev/null
+    bytes=$(project_bytes "$addr" big)
+    rss_put=$(proc_field "$pid" VmRSS status)
+    list=$("$BENCH" --url "http://$addr" --token "$token" --project big --keys "$N" --no-preload \
+        --workload list --prefix-keys 100 --connections 1 --seconds "$SECS" | tail -1)
+    kill -TERM "$pid"
+    wait "$pid" || die "pykv did not stop cleanly"
+    snapshot=$(stat -c %s "$dir/data/big.json")
+    t0=$(date +%s%N)
+    "$PYKV" --config "$dir/config.json" 2>"$dir/log" &
+    pid=$!
+    PIDS+=("$pid")
+    wait_listening "$dir" "$pid"
+    t1=$(date +%s%N)
+    rss_loaded=$(proc_field "$pid" VmRSS status)
+    echo
+    echo "pykv scale: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $(uname -sr)"
+    row() { printf '%-58s %s\n' "$1" "$2"; }
+    row "keys, key + value bytes" "$N, $bytes B (snapshot file $snapshot B)"
+    row "start-up with them (to the listening line)" "$(awk -v d=$((t1 - t0)) 'BEGIN{printf "%.2f s", d/1e9}')"
+    row "prefix listing of 100 keys out of $N, 1 connection" "p50 $(field p50_us <<<"$list") us, p99 $(field p99_us <<<"$list") us"
+    row "idle RSS" "$idle kB"
+    row "RSS after PUTting them" "$rss_put kB = $(per_key "$rss_put" "$idle" "$bytes" "$N") B per key beyond key and value"
+    row "RSS after a restart that loads them" "$rss_loaded kB = $(per_key "$rss_loaded" "$idle" "$bytes" "$N") B per key beyond key and value"
+    exit 0
+fi
+
+if [ "$MODE" = soak ]; then
+    log "soak: $SOAK_MINUTES min of mixed load (90 % GET, 10 % PUT) on $KEYS keys, RSS every 30 s"
+    start_pykv memory
+    addr=$ADDR pid=$PID
+    token=$(new_project "$addr" soak memory)
+    preload "$addr" "$token" soak "$KEYS" >&2
+    samples=()
+    end=$(($(date +%s) + SOAK_MINUTES * 60))
+    while [ "$(date +%s)" -lt "$end" ]; do
+        "$BENCH" --url "http://$addr" --token "$token" --project soak --keys "$KEYS" --no-preload \
+            --workload mixed --connections "$CONNS" --seconds 30 >/dev/null || die "load failed"
+        samples+=("$(proc_field "$pid" VmRSS status)")
+        log "  RSS ${samples[-1]} kB"
+    done
+    first=${samples[0]} last=${samples[-1]}
+    max=$(printf '%s\n' "${samples[@]}" | sort -n | tail -1)
+    echo
+    printf 'soak: %s min mixed load, RSS after the first 30 s %s kB, at the end %s kB, max %s kB, growth %s kB\n' \
+        "$SOAK_MINUTES" "$first" "$last" "$max" "$((last - first))"
+    exit 0
+fi
 
 log "starting servers"
 start_pykv memory

@@ -213,7 +213,7 @@ fn check_conditions(
 fn value_response(v: ValueRef<'_>) -> Response {
     let content_type = v
         .content_type
-        .unwrap_or("application/octet-stream")
+        .unwrap_or(store::DEFAULT_CONTENT_TYPE)
         .to_string();
     let r =
         Response::bytes(200, content_type, v.data.to_vec()).with_header("ETag", etag(v.version));

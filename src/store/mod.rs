@@ -8,7 +8,9 @@ mod record;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
-pub use record::{Record, ValueRef, MAX_CONTENT_TYPE, MAX_KEY};
+pub use record::{
+    Record, ValueRef, DEFAULT_CONTENT_TYPE, MAX_CONTENT_TYPE, MAX_EXPIRES_AT, MAX_KEY,
+};
 
 use crate::auth::{self, Access, Source, Token};
 
