@@ -25,7 +25,7 @@ pub fn encode(data: &[u8]) -> String {
 
 pub fn decode(s: &str) -> Option<Vec<u8>> {
     let b = s.as_bytes();
-    if !b.len().is_multiple_of(4) {
+    if b.len() % 4 != 0 {
         return None;
     }
     let mut out = Vec::with_capacity(b.len() / 4 * 3);

@@ -405,7 +405,7 @@ impl RequestWriter {
             }
             Workload::Mixed => {
                 let key = self.random_key();
-                if self.random().is_multiple_of(10) {
+                if self.random() % 10 == 0 {
                     self.put(key, out);
                 } else {
                     self.get(key, out);
@@ -462,7 +462,7 @@ impl RequestWriter {
 /// How many times 10 divides `n`: the digits a `list` prefix of `n` keys leaves out.
 fn decimal_zeros(mut n: u64) -> u32 {
     let mut zeros = 0;
-    while n >= 10 && n.is_multiple_of(10) {
+    while n >= 10 && n % 10 == 0 {
         n /= 10;
         zeros += 1;
     }
