@@ -3,6 +3,9 @@
 
 const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
+/// ```
+/// assert_eq!(pykv::base64::encode(b"pykv"), "cHlrdg==");
+/// ```
 pub fn encode(data: &[u8]) -> String {
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
@@ -23,6 +26,10 @@ pub fn encode(data: &[u8]) -> String {
     out
 }
 
+/// ```
+/// assert_eq!(pykv::base64::decode("cHlrdg==").as_deref(), Some(&b"pykv"[..]));
+/// assert_eq!(pykv::base64::decode("not base64"), None);
+/// ```
 pub fn decode(s: &str) -> Option<Vec<u8>> {
     let b = s.as_bytes();
     if b.len() % 4 != 0 {

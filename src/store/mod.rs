@@ -300,6 +300,12 @@ impl Hasher for Fnv {
 
 /// Names become file names: lower-case letters, digits, `_` and `-`, at most 64, no leading
 /// punctuation (so no `.`/`..`, no hidden files, nothing a shell or a URL would mangle).
+///
+/// ```
+/// use pykv::store::validate_project_name;
+/// assert!(validate_project_name("home-sensors").is_ok());
+/// assert!(validate_project_name("../etc").is_err());
+/// ```
 pub fn validate_project_name(name: &str) -> Result<(), String> {
     let b = name.as_bytes();
     let ok = !b.is_empty()
