@@ -4,12 +4,21 @@
 # each under qemu-user on 127.0.0.1 and do a round trip with curl: create a project, PUT a value,
 # GET it, SIGTERM, start again on the same data directory, GET the same bytes.
 #
+# Debian's rustc-web, cargo-web and every architecture's libstd-rust-web-dev must be one and the
+# same version (libstd-rust-web-dev is Multi-Arch: same, and rustc-web depends on its exact
+# version). The script takes the newest version that apt offers for all of them at once and
+# installs exactly that one (downgrading if need be): when a mirror serves a broken index for one
+# architecture (bookworm-security's armhf, say), that is bookworm's own (1.85) for every target.
+# The crate builds with Rust 1.85 and later.
+#
 # Not part of `cargo test`: it installs Debian packages (root, network to Debian's archive and
 # crates.io), so CI runs it only when PYKV_ARM=1.
-#   PYKV_ARM_TARGETS   which targets, default "aarch64 armv7"
-#   PYKV_ARM_TARGET_DIR  cargo's target dir for these builds, default target/arm (kept between
-#                      runs like target/ itself; apart from the main one, which rustup's
-#                      toolchain owns)
+#   PYKV_ARM_TARGETS       which targets, default "aarch64 armv7"
+#   PYKV_ARM_TARGET_DIR    cargo's target dir for these builds, default target/arm (kept between
+#                          runs like target/ itself; apart from the main one, which rustup's
+#                          toolchain owns)
+#   PYKV_ARM_RUST_VERSION  take only this Debian Rust version, or versions starting with it
+#                          (e.g. 1.85 or 1.85.0+dfsg3-1~deb12u3); default: the newest that fits
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -50,14 +59,20 @@ trap cleanup EXIT
 host_arch=$(dpkg --print-architecture)
 # apt looks only at the architectures tested, so a broken index of another one cannot stop it.
 apt_arch=(-o "APT::Architectures::=$host_arch")
-packages=(rustc-web cargo-web qemu-user-static file curl)
+std_arches=("$host_arch") # every architecture whose libstd-rust-web-dev must match rustc-web
+tools=(qemu-user-static file curl)
 for t in $targets; do
     case "$t" in
-    aarch64) packages+=(libstd-rust-web-dev:arm64 gcc-aarch64-linux-gnu libc6-dev-arm64-cross) arch=arm64 ;;
-    armv7) packages+=(libstd-rust-web-dev:armhf gcc-arm-linux-gnueabihf libc6-dev-armhf-cross) arch=armhf ;;
+    aarch64) tools+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross) arch=arm64 ;;
+    armv7) tools+=(gcc-arm-linux-gnueabihf libc6-dev-armhf-cross) arch=armhf ;;
     *) fail "unknown target '$t' in PYKV_ARM_TARGETS (use aarch64, armv7)" ;;
     esac
-    if ! dpkg --print-foreign-architectures | grep -qx "$arch"; then
+    case " ${std_arches[*]} " in
+    *" $arch "*) ;;
+    *) std_arches+=("$arch") ;;
+    esac
+    # Not `dpkg ... | grep -q` under pipefail: grep's early exit would make dpkg's status SIGPIPE.
+    if [ "$arch" != "$host_arch" ] && ! grep -qxF -- "$arch" <<<"$(dpkg --print-foreign-architectures)"; then
         say "dpkg --add-architecture $arch"
         dpkg --add-architecture "$arch"
     fi
@@ -71,19 +86,68 @@ for try in 1 2 3; do
         updated=yes
         break
     fi
-    sleep 10
+    [ "$try" -eq 3 ] || sleep 10
 done
-# A stale index would pair a new rustc-web with an old ARM libstd that cannot be co-installed.
+# Some index could not be fetched (a mirror mid-sync, or one that serves a broken file for one
+# architecture): apt keeps the indexes it did fetch. That is safe, since the version taken below
+# must be offered for every package at once; a stale index can still name a file that is gone,
+# and then the install fails and says so.
 [ "$updated" = yes ] ||
-    fail "apt-get update failed three times (a Debian mirror mid-sync?); to test one target alone: PYKV_ARM_TARGETS=aarch64"
+    say "apt-get update failed three times (see above): going on with the indexes apt has; only a Rust version that all of them offer will do"
+
+# The toolchain's packages, each with the versions apt can install (not only the candidate).
+rust_pkgs=(rustc-web cargo-web)
+for a in "${std_arches[@]}"; do rust_pkgs+=("libstd-rust-web-dev:$a"); done
+declare -A offered=()
+for p in "${rust_pkgs[@]}"; do
+    offered[$p]=$(apt-cache "${apt_arch[@]}" madison "$p" |
+        awk -F'|' '$3 ~ /Packages[[:space:]]*$/ { gsub(/[[:space:]]/, "", $2); print $2 }' | sort -u)
+    say "apt offers $p: $(printf '%s' "${offered[$p]:-nothing}" | tr '\n' ' ')"
+done
+want=${PYKV_ARM_RUST_VERSION:-}
+rust_version=
+for v in ${offered[rustc-web]}; do
+    if [ -n "$want" ]; then
+        case "$v" in
+        "$want" | "$want".* | "$want"+* | "$want"-* | "$want"~*) ;;
+        *) continue ;;
+        esac
+    fi
+    missing=
+    for p in "${rust_pkgs[@]}"; do
+        grep -qxF -- "$v" <<<"${offered[$p]}" || missing="$missing $p"
+    done
+    if [ -n "$missing" ]; then
+        say "not Debian's Rust $v: apt has no$missing at that version"
+        continue
+    fi
+    if [ -z "$rust_version" ] || dpkg --compare-versions "$v" gt "$rust_version"; then
+        rust_version=$v
+    fi
+done
+[ -n "$rust_version" ] ||
+    fail "no version${want:+ matching PYKV_ARM_RUST_VERSION=$want} is offered for all of ${rust_pkgs[*]} (see above); to test one target alone: PYKV_ARM_TARGETS=aarch64"
+say "Debian's Rust $rust_version for ${std_arches[*]}"
+
+packages=()
+for p in "${rust_pkgs[@]}"; do packages+=("$p=$rust_version"); done
+packages+=("${tools[@]}")
 say "apt-get install ${packages[*]}"
 DEBIAN_FRONTEND=noninteractive timeout "$apt_timeout" \
-    apt-get "${apt_arch[@]}" install -y --no-install-recommends "${packages[@]}" ||
+    apt-get "${apt_arch[@]}" install -y --no-install-recommends --allow-downgrades "${packages[@]}" ||
     fail "apt-get install failed (see above)"
+for p in "${rust_pkgs[@]}"; do
+    got=$(dpkg-query -W -f '${Version}' "$p" 2>/dev/null) || got=none
+    [ "$got" = "$rust_version" ] || fail "$p is at $got after the install, not $rust_version"
+done
 
 cargo=/usr/bin/cargo
 rustc=/usr/bin/rustc
 say "Debian's toolchain: $("$rustc" --version), $("$cargo" --version)"
+case "$("$rustc" --version)" in
+"rustc ${rust_version%%[+~-]*} "*) ;;
+*) fail "$rustc is $("$rustc" --version), not Debian's $rust_version" ;;
+esac
 
 # ---------------------------------------------------------------------------------------------
 # One server under qemu

@@ -151,20 +151,6 @@ fn req_close(srv: &Server, method: &str, path: &str, headers: &[(&str, &str)]) -
     (r, rest)
 }
 
-/// Poll `f` every 50 ms until it is true or `limit` passes.
-fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    loop {
-        if f() {
-            return true;
-        }
-        if start.elapsed() > limit {
-            return false;
-        }
-        sleep(Duration::from_millis(50));
-    }
-}
-
 /// Wait until GET `path` answers 404 (the key expired).
 fn wait_expired(srv: &Server, path: &str) {
     assert!(

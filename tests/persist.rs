@@ -79,20 +79,6 @@ fn assert_value(r: &Resp, body: &[u8], content_type: &str, version: u64) {
     assert_eq!(r.header("etag"), Some(format!("\"{version}\"").as_str()));
 }
 
-/// Poll `f` every 50 ms until it is true or `limit` passes.
-fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    loop {
-        if f() {
-            return true;
-        }
-        if start.elapsed() > limit {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// Run a command to completion within `limit` (killed by its PID after that); returns
 /// (exit code, stdout, stderr).
 fn run_bounded(cmd: &mut Command, limit: Duration) -> (Option<i32>, String, String) {

@@ -390,6 +390,20 @@ pub fn read_response(s: &mut impl Read, head_only: bool) -> Result<Resp, String>
     Ok(resp)
 }
 
+/// Poll `f` every 50 ms until it holds (true) or `limit` passes (false).
+pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        if f() {
+            return true;
+        }
+        if start.elapsed() > limit {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// True when the peer has closed the connection (EOF or reset) within `IO_TIMEOUT`.
 pub fn is_closed(s: &mut TcpStream) -> bool {
     let mut buf = [0u8; 4096];
