@@ -2,6 +2,8 @@
 //! watches), `POST /v1/kv/{project}/{key}?incr=N` (counters) and the listing
 //! `GET /v1/kv/{project}?prefix=&after=&limit=&values=&format=` (with prefix watches).
 
+use std::borrow::Cow;
+
 use super::auth::require_project;
 use super::{query, Ctx, Reply, Watch, WatchPhase, WatchTarget};
 use crate::auth::Access;
@@ -39,25 +41,32 @@ pub fn validate_key(ctx: &Ctx, key: &str) -> Result<(), String> {
 }
 
 /// The key is the rest of the path, percent-decoded (so `a%2Fb` and `a/b` are the same key).
-fn decode_key(ctx: &Ctx, raw: &str) -> Result<String, ApiError> {
+fn decode_key<'a>(ctx: &Ctx, raw: &'a str) -> Result<Cow<'a, str>, ApiError> {
     let invalid = |why: String| ApiError::new(400, "invalid_key", why);
-    let bytes = query::percent_decode(raw, false)
-        .ok_or_else(|| invalid("the key has a bad percent-escape".into()))?;
-    let key = String::from_utf8(bytes).map_err(|_| invalid("the key is not valid UTF-8".into()))?;
+    // Most keys have no escapes: then the path segment is the key, with nothing to copy.
+    let key = if raw.contains('%') {
+        let bytes = query::percent_decode(raw, false)
+            .ok_or_else(|| invalid("the key has a bad percent-escape".into()))?;
+        Cow::Owned(
+            String::from_utf8(bytes).map_err(|_| invalid("the key is not valid UTF-8".into()))?,
+        )
+    } else {
+        Cow::Borrowed(raw)
+    };
     validate_key(ctx, &key).map_err(invalid)?;
     Ok(key)
 }
 
 /// Check auth, then the project name, then the key and the token's scope: in that order, so
 /// nothing is revealed to a caller who may not see the project.
-pub(super) fn target(
+pub(super) fn target<'a>(
     ctx: &Ctx,
     store: &Store,
     req: &Request,
     project: &str,
-    raw_key: &str,
+    raw_key: &'a str,
     need: Access,
-) -> Result<String, ApiError> {
+) -> Result<Cow<'a, str>, ApiError> {
     let scope = require_project(ctx, store, req, project, need)?;
     project_name(project)?;
     let key = decode_key(ctx, raw_key)?;
@@ -211,10 +220,10 @@ fn check_conditions(
 }
 
 fn value_response(v: ValueRef<'_>) -> Response {
-    let content_type = v
-        .content_type
-        .unwrap_or(store::DEFAULT_CONTENT_TYPE)
-        .to_string();
+    let content_type: Cow<'static, str> = match v.content_type {
+        Some(t) => Cow::Owned(t.to_string()),
+        None => Cow::Borrowed(store::DEFAULT_CONTENT_TYPE),
+    };
     let r =
         Response::bytes(200, content_type, v.data.to_vec()).with_header("ETag", etag(v.version));
     match v.expires_at {
@@ -252,7 +261,7 @@ pub fn get(
         if current == since {
             return Ok(Reply::Watch(Watch {
                 project: project.to_string(),
-                target: WatchTarget::Key(key),
+                target: WatchTarget::Key(key.into_owned()),
                 seconds,
                 since,
             }));
