@@ -267,7 +267,8 @@ fn validate_limits(l: &Limits) -> Result<(), String> {
             "max_import_bytes",
             l.max_import_bytes,
             1,
-            16 * 1024 * 1024 * 1024,
+            // 16 GiB, or what a 32-bit ARM board can address.
+            usize::try_from(16_u64 << 30).unwrap_or(usize::MAX),
         ),
         ("max_head_bytes", l.max_head_bytes, 1024, 1024 * 1024),
         ("max_headers", l.max_headers, 8, 1000),
