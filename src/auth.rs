@@ -63,17 +63,6 @@ impl std::fmt::Debug for Token {
     }
 }
 
-/// Who a request's token says the caller is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Caller<'a> {
-    Admin,
-    /// A token of `project` with `access`.
-    Project {
-        project: &'a str,
-        access: Access,
-    },
-}
-
 /// 128 random bits as `pykv_` + 32 lowercase hex digits.
 pub fn generate_secret() -> Result<String, getrandom::Error> {
     let mut bytes = [0u8; 16];

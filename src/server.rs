@@ -20,6 +20,7 @@ use crate::api::{self, Ctx, Reply, Route, Touches, WatchPhase};
 use crate::config::{Config, Limits};
 use crate::error::ApiError;
 use crate::http::conn::{Conn, Next, Waiting, READ_CHUNK};
+use crate::http::parse::Head;
 use crate::http::{Method, Request, Response};
 use crate::log::{self, Log};
 use crate::persist::{self, SaveError};
@@ -248,24 +249,25 @@ impl Server {
 
     /// When the loop must wake even without I/O: never while nothing can time out.
     fn next_timeout(&mut self) -> Option<Duration> {
-        let mut at: Option<Instant> = self.next_save;
-        if self.open > 0 {
-            at = Some(at.map_or(self.next_sweep, |a| a.min(self.next_sweep)));
-        }
-        if let Some(p) = self.accept_paused_until {
-            at = Some(at.map_or(p, |a| a.min(p)));
-        }
-        if let Some(&(d, _)) = self.watch_deadlines.first() {
-            at = Some(at.map_or(d, |a| a.min(d)));
-        }
-        if let Some(t) = self.store.next_expiry() {
-            // Expiry is in whole seconds: wake just after the second it falls due.
-            let wait = Duration::from_secs(t.saturating_sub(self.store.clock()))
-                + Duration::from_millis(5);
-            let e = self.now + wait.saturating_sub(self.now.elapsed());
-            at = Some(at.map_or(e, |a| a.min(e)));
-        }
-        at.map(|t| t.saturating_duration_since(Instant::now()))
+        let sweep = (self.open > 0).then_some(self.next_sweep);
+        let watch = self.watch_deadlines.first().map(|&(d, _)| d);
+        // Expiry is in whole seconds: wake just after the second a key falls due.
+        let expiry = self.store.next_expiry().map(|t| {
+            self.now
+                + Duration::from_secs(t.saturating_sub(self.store.clock()))
+                + Duration::from_millis(5)
+        });
+        [
+            self.next_save,
+            sweep,
+            self.accept_paused_until,
+            watch,
+            expiry,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .map(|t| t.saturating_duration_since(Instant::now()))
     }
 
     fn timers(&mut self) {
@@ -404,7 +406,9 @@ impl Server {
             if !c.can_take_request() {
                 break;
             }
-            match c.next_request(&mut self.scratch, &self.limits, self.now, api::body_limit) {
+            let (ctx, store) = (&self.ctx, &self.store);
+            let body_limit = |head: &Head| api::body_limit(ctx, store, head);
+            match c.next_request(&mut self.scratch, &self.limits, self.now, &body_limit) {
                 Next::Request(req) => self.dispatch(idx, req, Instant::now(), None),
                 Next::NeedMore => break,
                 Next::Fail(e) => {
@@ -455,6 +459,7 @@ impl Server {
                 Waiting::Deferred {
                     request: req,
                     started,
+                    watch: deadline.map(|d| (self.ctx.watch, self.ctx.watch_since.unwrap_or(0), d)),
                 },
             );
             return;
@@ -496,7 +501,7 @@ impl Server {
                             self.max_watches
                         ),
                     );
-                    self.respond(idx, &req, &e.into_response(), started, label);
+                    self.respond(idx, &req, e.into_response(), started, label);
                     return;
                 }
                 let deadline = deadline.unwrap_or(self.now + Duration::from_secs(w.seconds));
@@ -536,7 +541,7 @@ impl Server {
                     label,
                 },
             ),
-            None => self.respond(idx, &req, &response, started, label),
+            None => self.respond(idx, &req, response, started, label),
         }
     }
 
@@ -572,17 +577,28 @@ impl Server {
         let Some((request, started, deadline, since)) = self.unpark_watch(idx) else {
             return;
         };
-        self.ctx.watch = phase;
-        self.ctx.watch_since = Some(since);
-        self.dispatch(idx, request, started, Some(deadline));
-        self.ctx.watch = WatchPhase::Fresh;
-        self.ctx.watch_since = None;
+        self.dispatch_watch(idx, request, started, (phase, since, deadline));
         if self.conns[idx]
             .as_ref()
             .is_some_and(|c| c.waiting.is_none())
         {
             self.drive(idx);
         }
+    }
+
+    /// Dispatch a watch's request in `phase`, waiting on `since` until `deadline`.
+    fn dispatch_watch(
+        &mut self,
+        idx: usize,
+        request: Request,
+        started: Instant,
+        (phase, since, deadline): (WatchPhase, u64, Instant),
+    ) {
+        self.ctx.watch = phase;
+        self.ctx.watch_since = Some(since);
+        self.dispatch(idx, request, started, Some(deadline));
+        self.ctx.watch = WatchPhase::Fresh;
+        self.ctx.watch_since = None;
     }
 
     /// Take a connection's parked watch out of the registries.
@@ -624,22 +640,15 @@ impl Server {
         &mut self,
         idx: usize,
         req: &Request,
-        r: &Response,
+        mut r: Response,
         started: Instant,
         label: &'static str,
     ) {
         let Some(c) = self.conns[idx].as_mut() else {
             return;
         };
-        let mut decorated;
-        let r = if self.ctx.cors_origins.is_empty() {
-            r
-        } else {
-            decorated = r.clone();
-            api::decorate(&self.ctx, req, &mut decorated);
-            &decorated
-        };
-        let bytes = c.send(r, req, &self.date);
+        api::decorate(&self.ctx, req, &mut r);
+        let bytes = c.send(&r, req, &self.date);
         self.record(req, r.status, bytes, started, label);
     }
 
@@ -707,11 +716,18 @@ impl Server {
                             Some(e) => not_saved(e).into_response(),
                             None => response,
                         };
-                        self.respond(idx, &request, &r, started, label);
+                        self.respond(idx, &request, r, started, label);
                     }
-                    Some(Waiting::Deferred { request, started }) => {
-                        self.dispatch(idx, request, started, None);
-                    }
+                    Some(Waiting::Deferred {
+                        request,
+                        started,
+                        watch: None,
+                    }) => self.dispatch(idx, request, started, None),
+                    Some(Waiting::Deferred {
+                        request,
+                        started,
+                        watch: Some((phase, since, deadline)),
+                    }) => self.dispatch_watch(idx, request, started, (phase, since, deadline)),
                     Some(w @ (Waiting::Watch { .. } | Waiting::Streaming { .. })) => {
                         c.waiting = Some(w)
                     }

@@ -2867,6 +2867,26 @@ fn import_body_may_exceed_max_value_bytes() {
     assert_eq!(r.json()["imported"], 20);
 }
 
+/// Only a caller who may import can send an import-sized body: others are held to
+/// max_value_bytes before any body byte is read, so strangers cannot make the server buffer
+/// whole projects.
+#[test]
+fn import_sized_bodies_need_a_token_that_may_import() {
+    let (srv, write, read) =
+        start_p(json!({ "limits": { "max_value_bytes": 64, "max_import_bytes": 4096 } }));
+    let body: Vec<String> = (0..20).map(|i| entry(&format!("k{i:02}"), "v")).collect();
+    let body = body.join("\n");
+    assert!(body.len() > 64);
+    for token in ["pykv_00000000000000000000000000000000", read.as_str()] {
+        import(&srv, token, "p", "", &body).assert_error(413, "payload_too_large");
+    }
+    let r = srv.req("POST", "/v1/projects/p/import", None, body.as_bytes());
+    r.assert_error(413, "payload_too_large");
+    let r = import(&srv, &write, "p", "", &body);
+    assert_json(&r, 200);
+    assert_eq!(r.json()["imported"], 20);
+}
+
 #[test]
 fn export_then_import_into_another_project_gives_the_same_keys_and_values() {
     let (srv, _, _) = start_p(json!({}));

@@ -7,6 +7,7 @@ use std::borrow::Cow;
 use super::Ctx;
 use crate::auth::{constant_time_eq, Access};
 use crate::error::ApiError;
+use crate::http::parse::Head;
 use crate::http::Request;
 use crate::store::Store;
 
@@ -14,9 +15,13 @@ use crate::store::Store;
 /// the token as password (`curl -u :TOKEN`, `wget --password=TOKEN`; a lone user name works
 /// too), or `X-API-Key: <token>` (as the Python PyKV accepted).
 fn presented(req: &Request) -> Result<Cow<'_, str>, ApiError> {
+    presented_in(&req.head)
+}
+
+fn presented_in(head: &Head) -> Result<Cow<'_, str>, ApiError> {
     const HOW: &str =
         "send Authorization: Bearer <token> (or Basic auth with the token as password)";
-    if let Some(value) = req.header("authorization") {
+    if let Some(value) = head.header("authorization") {
         let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
         let rest = rest.trim();
         if rest.is_empty() {
@@ -38,7 +43,7 @@ fn presented(req: &Request) -> Result<Cow<'_, str>, ApiError> {
         }
         return Err(ApiError::unauthorized(HOW));
     }
-    match req.header("x-api-key") {
+    match head.header("x-api-key") {
         Some(t) if !t.is_empty() => Ok(Cow::Borrowed(t)),
         _ => Err(ApiError::unauthorized(HOW)),
     }
@@ -130,4 +135,17 @@ pub fn require_project(
             "this token is not valid for this project",
         )),
     }
+}
+
+/// Whether a request head carries a token that may import into `project` (the admin token or an
+/// unscoped write token): the condition for accepting an import-sized body.
+pub fn may_import(ctx: &Ctx, store: &Store, head: &Head, project: &str) -> bool {
+    let Ok(token) = presented_in(head) else {
+        return false;
+    };
+    is_admin(ctx, &token)
+        || matches!(
+            store.token_access(project, &token),
+            Some((Access::Write, None))
+        )
 }

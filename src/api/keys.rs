@@ -9,6 +9,7 @@ use super::{query, Ctx, Reply, Watch, WatchPhase, WatchTarget};
 use crate::auth::Access;
 use crate::base64::encode as base64_encode;
 use crate::error::ApiError;
+use crate::http::response::decimal;
 use crate::http::{Request, Response};
 use crate::store::{self, Store, StoreError, ValueRef};
 
@@ -108,36 +109,9 @@ pub(super) fn key_not_found(key: &str) -> ApiError {
 fn etag(version: u64) -> String {
     let mut s = String::with_capacity(22);
     s.push('"');
-    s.push_str(itoa(version).as_str());
+    s.push_str(decimal(version).as_str());
     s.push('"');
     s
-}
-
-/// Decimal digits of `n` without the formatting machinery (this is on every key answer).
-fn itoa(mut n: u64) -> Digits {
-    let mut d = Digits {
-        buf: [0; 20],
-        start: 20,
-    };
-    loop {
-        d.start -= 1;
-        d.buf[d.start] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return d;
-        }
-    }
-}
-
-struct Digits {
-    buf: [u8; 20],
-    start: usize,
-}
-
-impl Digits {
-    fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.buf[self.start..]).expect("ASCII digits")
-    }
 }
 
 /// Parse a number parameter within `range`.
@@ -320,7 +294,7 @@ pub fn put(
     body.extend_from_slice(b",\"key\":");
     serde_json::to_writer(&mut body, &key).expect("writing to a Vec cannot fail");
     body.extend_from_slice(b",\"version\":");
-    body.extend_from_slice(itoa(written.version).as_str().as_bytes());
+    body.extend_from_slice(decimal(written.version).as_str().as_bytes());
     body.push(b'}');
     Ok(
         Response::bytes(status, "application/json", body)

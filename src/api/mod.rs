@@ -246,14 +246,18 @@ impl Route {
     }
 }
 
-/// The largest body a request may send: imports carry whole projects, everything else at most
-/// one value. Asked by the connection layer as soon as a head is parsed.
-pub fn body_limit(head: &crate::http::parse::Head, limits: &crate::config::Limits) -> usize {
-    if head.method == Method::Post && head.path().ends_with("/import") {
-        limits.max_import_bytes
-    } else {
-        limits.max_value_bytes
+/// The largest body a request may send, asked by the connection layer as soon as a head is
+/// parsed, before any body byte is read: at most one value, except an import by a caller who
+/// may import (checked now, so no stranger can make the server buffer whole projects).
+pub fn body_limit(ctx: &Ctx, store: &Store, head: &crate::http::parse::Head) -> usize {
+    if head.method == Method::Post {
+        if let Some(Route::Import(project)) = Route::parse(head.path(), None) {
+            if auth::may_import(ctx, store, head, &project) {
+                return ctx.limits.max_import_bytes;
+            }
+        }
     }
+    ctx.limits.max_value_bytes
 }
 
 /// Add what every response to this request carries besides its own headers (CORS).

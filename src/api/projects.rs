@@ -54,7 +54,8 @@ fn valid_name(name: &str) -> Result<(), ApiError> {
         .map_err(|why| ApiError::new(400, "invalid_project_name", why))
 }
 
-fn existing<'a>(store: &'a Store, name: &str) -> Result<&'a Project, ApiError> {
+/// The project named `name`: 400 for a bad name, 404 for none.
+pub fn existing<'a>(store: &'a Store, name: &str) -> Result<&'a Project, ApiError> {
     valid_name(name)?;
     store.project(name).ok_or_else(|| project_not_found(name))
 }
@@ -213,8 +214,4 @@ pub fn delete(
         .delete_project(name)
         .map_err(|_| project_not_found(name))?;
     Ok(Response::empty(204))
-}
-
-pub fn existing_project<'a>(store: &'a Store, name: &str) -> Result<&'a Project, ApiError> {
-    existing(store, name)
 }

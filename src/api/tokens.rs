@@ -4,7 +4,7 @@
 use serde::Deserialize;
 
 use super::auth::require_admin;
-use super::projects::{existing_project, json_body, new_token, token_json};
+use super::projects::{existing, json_body, new_token, token_json};
 use super::{query, Ctx};
 use crate::auth::{Access, Source};
 use crate::error::ApiError;
@@ -14,7 +14,7 @@ use crate::store::Store;
 pub fn list(ctx: &Ctx, store: &Store, req: &Request, project: &str) -> Result<Response, ApiError> {
     require_admin(ctx, store, req)?;
     query::none(req.head.query())?;
-    let p = existing_project(store, project)?;
+    let p = existing(store, project)?;
     let tokens: Vec<_> = p.tokens().iter().map(|t| token_json(t, false)).collect();
     Ok(Response::json(
         200,
@@ -39,7 +39,7 @@ pub fn create(
 ) -> Result<Response, ApiError> {
     require_admin(ctx, store, req)?;
     query::none(req.head.query())?;
-    existing_project(store, project)?;
+    existing(store, project)?;
     let body: CreateBody = json_body(req)?;
     if body.label.is_empty() || body.label.len() > 64 {
         return Err(ApiError::new(
@@ -75,7 +75,7 @@ pub fn revoke(
 ) -> Result<Response, ApiError> {
     require_admin(ctx, store, req)?;
     query::none(req.head.query())?;
-    let p = existing_project(store, project)?;
+    let p = existing(store, project)?;
     let not_found = || {
         ApiError::new(
             404,

@@ -23,7 +23,7 @@ pub const READ_CHUNK: usize = 64 * 1024;
 const LINGER: Duration = Duration::from_secs(2);
 
 /// How large a body a request head may announce (the router's rule, handed in).
-pub type BodyLimit = fn(&Head, &Limits) -> usize;
+pub type BodyLimit<'a> = &'a dyn Fn(&Head) -> usize;
 
 /// What `next_request` found in the buffer.
 pub enum Next {
@@ -64,7 +64,12 @@ pub enum Waiting {
         label: &'static str,
     },
     /// A request that must not read its project until pending changes are durable.
-    Deferred { request: Request, started: Instant },
+    Deferred {
+        request: Request,
+        started: Instant,
+        /// A re-run watch keeps where it stood: (phase, version it waits on, deadline).
+        watch: Option<(crate::api::WatchPhase, u64, Instant)>,
+    },
     /// A response body being produced chunk by chunk as the client reads it.
     Streaming {
         request: Request,
@@ -190,7 +195,7 @@ impl Conn {
         scratch: &mut [u8],
         limits: &Limits,
         now: Instant,
-        body_limit: BodyLimit,
+        body_limit: BodyLimit<'_>,
     ) -> Next {
         loop {
             match self.step(limits, body_limit) {
@@ -213,7 +218,7 @@ impl Conn {
         }
     }
 
-    fn step(&mut self, limits: &Limits, body_limit: BodyLimit) -> Next {
+    fn step(&mut self, limits: &Limits, body_limit: BodyLimit<'_>) -> Next {
         match &mut self.phase {
             Phase::Lingering { .. } => Next::NeedMore,
             Phase::Head => {
@@ -238,7 +243,7 @@ impl Conn {
                         ));
                     }
                 }
-                let max_body = body_limit(&head, limits);
+                let max_body = body_limit(&head);
                 let framing = match framing {
                     Framing::None => {
                         return self.complete(Request {

@@ -136,18 +136,36 @@ fn write_head(
     out.extend_from_slice(b"\r\n");
 }
 
-fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
+fn push_decimal(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(decimal(n).as_str().as_bytes());
+}
+
+/// The decimal digits of `n`, without the formatting machinery: numbers go into every
+/// response head and key answer.
+pub fn decimal(mut n: u64) -> Digits {
+    let mut d = Digits {
+        buf: [0; 20],
+        start: 20,
+    };
     loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
+        d.start -= 1;
+        d.buf[d.start] = b'0' + (n % 10) as u8;
         n /= 10;
         if n == 0 {
-            break;
+            return d;
         }
     }
-    out.extend_from_slice(&buf[i..]);
+}
+
+pub struct Digits {
+    buf: [u8; 20],
+    start: usize,
+}
+
+impl Digits {
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[self.start..]).expect("ASCII digits")
+    }
 }
 
 /// Append the head of a response whose body is produced while the client reads it: in chunks

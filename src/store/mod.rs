@@ -151,9 +151,6 @@ impl Project {
     pub fn bytes(&self) -> u64 {
         self.bytes
     }
-    pub fn is_dirty(&self) -> bool {
-        self.dirty
-    }
     /// Every key in byte order, for snapshots.
     pub fn entries(&self) -> impl Iterator<Item = (&str, ValueRef<'_>)> {
         self.keys.iter().map(|r| (r.key(), r.value()))
