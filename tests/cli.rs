@@ -5,22 +5,16 @@ mod common;
 use common::*;
 
 use serde_json::json;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// No command here should take long; a hung process fails its test instead of the run.
 const RUN_LIMIT: Duration = Duration::from_secs(15);
-
-struct Output {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
 
 fn command(args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(bin());
@@ -36,39 +30,12 @@ fn command(args: &[&str], env: &[(&str, &str)]) -> Command {
     cmd
 }
 
-fn collect(mut r: impl Read + Send + 'static) -> thread::JoinHandle<String> {
-    thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = r.read_to_end(&mut bytes);
-        String::from_utf8_lossy(&bytes).into_owned()
-    })
-}
-
 /// Run to completion (killed after `RUN_LIMIT`, then `code` is None).
-fn run_env(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut child = command(args, env).spawn().expect("spawn pykv");
-    let out = collect(child.stdout.take().unwrap());
-    let err = collect(child.stderr.take().unwrap());
-    let start = Instant::now();
-    let code = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st.code();
-        }
-        if start.elapsed() > RUN_LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        thread::sleep(Duration::from_millis(10));
-    };
-    Output {
-        code,
-        stdout: out.join().unwrap(),
-        stderr: err.join().unwrap(),
-    }
+fn run_env(args: &[&str], env: &[(&str, &str)]) -> Run {
+    run_within(&mut command(args, env), RUN_LIMIT)
 }
 
-fn run(args: &[&str]) -> Output {
+fn run(args: &[&str]) -> Run {
     run_env(args, &[])
 }
 
@@ -91,7 +58,7 @@ fn valid_config(dir: &TempDir, extra: serde_json::Value) -> serde_json::Value {
     cfg
 }
 
-fn check_config(cfg: &serde_json::Value) -> (Output, PathBuf, TempDir) {
+fn check_config(cfg: &serde_json::Value) -> (Run, PathBuf, TempDir) {
     let dir = TempDir::new();
     let path = write_config(&dir, cfg);
     let out = run(&["--check-config", path.to_str().unwrap()]);
@@ -99,7 +66,7 @@ fn check_config(cfg: &serde_json::Value) -> (Output, PathBuf, TempDir) {
 }
 
 /// Exit 2 with exactly one stderr line, which starts with `prefix`; returns that line.
-fn assert_one_line_error(out: &Output, prefix: &str) -> String {
+fn assert_one_line_error(out: &Run, prefix: &str) -> String {
     assert_eq!(
         out.code,
         Some(2),

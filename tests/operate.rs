@@ -8,7 +8,7 @@ use common::*;
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::thread::sleep;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -461,54 +461,6 @@ fn assert_histogram_is_cumulative(text: &str, name: &str) {
         assert!(w[0] < w[1], "{name}: bounds not increasing: {bounds:?}");
     }
     assert!(sum >= 0.0, "{name}: _sum {sum}");
-}
-
-/// What a finished child process left.
-struct Run {
-    /// None when it had to be killed (it outlived its limit) or died by a signal.
-    code: Option<i32>,
-    timed_out: bool,
-    stdout: String,
-    stderr: String,
-}
-
-/// Run `cmd` to completion within `limit`, killing it (by its own PID) past that.
-fn run_within(cmd: &mut Command, limit: Duration) -> Run {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let out_t = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
-        v
-    });
-    let err_t = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err.read_to_end(&mut v);
-        v
-    });
-    let start = Instant::now();
-    let mut timed_out = false;
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if start.elapsed() > limit {
-            timed_out = true;
-            let _ = child.kill();
-            break child.wait().unwrap();
-        }
-        sleep(Duration::from_millis(10));
-    };
-    Run {
-        code: if timed_out { None } else { status.code() },
-        timed_out,
-        stdout: String::from_utf8_lossy(&out_t.join().unwrap()).into_owned(),
-        stderr: String::from_utf8_lossy(&err_t.join().unwrap()).into_owned(),
-    }
 }
 
 fn run(cmd: &mut Command) -> Run {

@@ -9,7 +9,7 @@ use common::*;
 
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -82,36 +82,12 @@ fn assert_value(r: &Resp, body: &[u8], content_type: &str, version: u64) {
 /// Run a command to completion within `limit` (killed by its PID after that); returns
 /// (exit code, stdout, stderr).
 fn run_bounded(cmd: &mut Command, limit: Duration) -> (Option<i32>, String, String) {
-    let mut child = cmd
-        .env_remove("PYKV_ADMIN_TOKEN")
-        .env_remove("PYKV_CONFIG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn pykv");
-    let drain = |mut r: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut s = Vec::new();
-            let _ = r.read_to_end(&mut s);
-            String::from_utf8_lossy(&s).into_owned()
-        })
-    };
-    let out = drain(Box::new(child.stdout.take().unwrap()));
-    let err = drain(Box::new(child.stderr.take().unwrap()));
-    let start = Instant::now();
-    let code = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st.code();
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("pykv did not exit within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    (code, out.join().unwrap(), err.join().unwrap())
+    let r = run_within(
+        cmd.env_remove("PYKV_ADMIN_TOKEN").env_remove("PYKV_CONFIG"),
+        limit,
+    );
+    assert!(!r.timed_out, "pykv did not exit within {limit:?}");
+    (r.code, r.stdout, r.stderr)
 }
 
 /// Start the binary on an existing config file and expect a start-up failure.
