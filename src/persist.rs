@@ -386,9 +386,9 @@ pub fn load_dir(dir: &Path) -> Result<(Vec<Loaded>, Vec<PathBuf>), String> {
     Ok((loaded, removed))
 }
 
-/// `pykv export --data-dir DIR [--project P]`: every key of one project (or of all, each line
-/// then naming its project) as JSON lines, the format `POST /v1/projects/{p}/import` reads.
-pub fn export_dir(dir: &Path, project: Option<&str>, out: &mut impl Write) -> Result<(), String> {
+/// Every project in `dir` (or only `project`) as the server would load it, without changing
+/// any file: for offline readers (`pykv export`, `pykv migrate`). Sorted by name.
+pub fn read_dir(dir: &Path, project: Option<&str>) -> Result<Vec<Loaded>, String> {
     let paths: Vec<PathBuf> = match project {
         Some(p) => {
             store::validate_project_name(p).map_err(|e| format!("--project {p:?}: {e}"))?;
@@ -400,9 +400,14 @@ pub fn export_dir(dir: &Path, project: Option<&str>, out: &mut impl Write) -> Re
         }
         None => snapshot_paths(dir)?,
     };
+    paths.iter().map(|p| load_file(p)).collect()
+}
+
+/// `pykv export --data-dir DIR [--project P]`: every key of one project (or of all, each line
+/// then naming its project) as JSON lines, the format `POST /v1/projects/{p}/import` reads.
+pub fn export_dir(dir: &Path, project: Option<&str>, out: &mut impl Write) -> Result<(), String> {
     let fail = |e: io::Error| format!("cannot write the export: {e}");
-    for path in paths {
-        let l = load_file(&path)?;
+    for l in read_dir(dir, project)? {
         for (key, value) in l.project.entries() {
             let mut line = Vec::new();
             write_entry(&mut line, key, value).map_err(fail)?;
