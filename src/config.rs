@@ -18,6 +18,9 @@ pub struct Config {
     pub admin_token: Option<String>,
     pub persistence: Persistence,
     pub interval_ms: u64,
+    /// A journal is compacted into a fresh snapshot once it is larger than its snapshot and
+    /// than this.
+    pub compaction_min_bytes: u64,
     pub max_connections: usize,
     pub max_watches: usize,
     pub cors_origins: Vec<String>,
@@ -98,6 +101,8 @@ struct RawConfig {
     persistence: Option<Persistence>,
     #[serde(default = "default_interval_ms")]
     interval_ms: u64,
+    #[serde(default = "default_compaction_min_bytes")]
+    compaction_min_bytes: u64,
     #[serde(default = "default_max_connections")]
     max_connections: usize,
     #[serde(default = "default_max_watches")]
@@ -122,6 +127,9 @@ fn default_data_dir() -> String {
 }
 fn default_interval_ms() -> u64 {
     1000
+}
+fn default_compaction_min_bytes() -> u64 {
+    1024 * 1024
 }
 fn default_max_connections() -> usize {
     1024
@@ -160,6 +168,9 @@ fn validate(raw: RawConfig, path: &Path) -> Result<Config, String> {
     }
     if raw.interval_ms == 0 || raw.interval_ms > 3_600_000 {
         return Err("interval_ms: must be between 1 and 3600000".into());
+    }
+    if raw.compaction_min_bytes == 0 || raw.compaction_min_bytes > 1 << 40 {
+        return Err("compaction_min_bytes: must be between 1 and 1099511627776".into());
     }
     if raw.max_connections == 0 || raw.max_connections > 65_536 {
         return Err("max_connections: must be between 1 and 65536".into());
@@ -214,6 +225,7 @@ fn validate(raw: RawConfig, path: &Path) -> Result<Config, String> {
         admin_token: raw.admin_token,
         persistence: raw.persistence.unwrap_or(Persistence::Sync),
         interval_ms: raw.interval_ms,
+        compaction_min_bytes: raw.compaction_min_bytes,
         max_connections: raw.max_connections,
         max_watches: raw.max_watches,
         cors_origins: raw.cors_origins,

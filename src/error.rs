@@ -3,6 +3,7 @@
 //! else formats an error body.
 
 use crate::http::Response;
+use crate::persist::DiskError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
@@ -72,6 +73,28 @@ impl ApiError {
         let mut r = Response::json(self.status, &body);
         r.headers.extend(self.headers);
         r
+    }
+}
+
+/// A change whose write failed and was undone: 507 when the disk is full, 500 otherwise.
+pub fn not_saved(e: &DiskError) -> ApiError {
+    let message = format!("{e}: the change was not saved and has been undone");
+    if e.is_full() {
+        ApiError::new(507, "storage_full", message)
+    } else {
+        ApiError::new(500, "storage_error", message)
+    }
+}
+
+/// A memory project's first snapshot failed: it stays a memory project.
+pub fn not_converted(e: &DiskError) -> ApiError {
+    let message = format!(
+        "{e}: the project could not be written to disk, so it stays in memory mode (nothing was changed)"
+    );
+    if e.is_full() {
+        ApiError::new(507, "storage_full", message)
+    } else {
+        ApiError::new(500, "storage_error", message)
     }
 }
 

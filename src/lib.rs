@@ -28,4 +28,5 @@ pub mod metrics;
 pub mod persist;
 pub mod server;
 pub mod signal;
+pub mod status;
 pub mod store;

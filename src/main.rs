@@ -6,7 +6,10 @@ use std::process::ExitCode;
 
 use pykv::auth::{self, Source, Token};
 use pykv::config::{self, Config};
-use pykv::store::{Project, Quota, Store};
+use pykv::persist::disk::OnDisk;
+use pykv::persist::Disk;
+use pykv::status::Status;
+use pykv::store::{Persistence, Project, Quota, Store};
 use pykv::{log, persist, server, signal};
 
 const HELP: &str = "\
@@ -15,10 +18,14 @@ pykv — Simple PyKV, a small key-value server over HTTP
 Usage:
   pykv [--config PATH]          serve (config: --config, else $PYKV_CONFIG, else ./config.json)
   pykv --check-config [PATH]    validate a config file and exit
-  pykv --check-data [DIR]       check every snapshot in a data directory (default: the config's)
+  pykv --check-data [DIR]       check every snapshot and journal in a data directory
+                                (default: the config's); changes nothing
   pykv export --data-dir DIR [--project P]
                                 print a project's keys (or all projects') as JSON lines,
-                                from the snapshot files, for POST /v1/projects/P/import
+                                from the snapshots and journals, for POST /v1/projects/P/import
+  pykv repair --data-dir DIR [--project P]
+                                cut each damaged journal at its last good record, keeping
+                                a copy; run it with the server stopped
   pykv token                    print a fresh random token (for config.json)
   pykv --help | --version
 
@@ -61,6 +68,9 @@ fn run(args: &[String]) -> Result<(), String> {
         ["export", "--data-dir", dir] => export(Path::new(dir), None),
         ["export", "--data-dir", dir, "--project", p]
         | ["export", "--project", p, "--data-dir", dir] => export(Path::new(dir), Some(p)),
+        ["repair", "--data-dir", dir] => repair(Path::new(dir), None),
+        ["repair", "--data-dir", dir, "--project", p]
+        | ["repair", "--project", p, "--data-dir", dir] => repair(Path::new(dir), Some(p)),
         [] => serve(&default_config_path()),
         ["--config", path] => serve(Path::new(path)),
         _ => Err(format!(
@@ -90,6 +100,13 @@ fn export(dir: &Path, project: Option<&str>) -> Result<(), String> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     persist::export_dir(dir, project, &mut out)
+}
+
+fn repair(dir: &Path, project: Option<&str>) -> Result<(), String> {
+    for line in persist::repair(dir, project)? {
+        println!("{line}");
+    }
+    Ok(())
 }
 
 fn check_data(dir: &Path) -> Result<(), String> {
@@ -129,22 +146,22 @@ fn admin_token(cfg: &Config) -> Result<(String, String), String> {
     }
 }
 
-/// Snapshots from the data directory, then config.json's projects over them: config.json owns
-/// a declared project's settings and tokens, its file owns the keys.
-fn load_store(cfg: &Config) -> Result<Store, String> {
+/// Projects from the data directory (snapshots with their journals replayed), then
+/// config.json's projects over them: config.json owns a declared project's settings and tokens,
+/// its files own the keys. Returns the store and each loaded project's files.
+fn load_store(cfg: &Config) -> Result<(Store, Vec<(String, OnDisk)>), String> {
     let mut store = Store::new(cfg.limits.max_keys_per_project);
-    let (loaded, removed) = persist::load_dir(&cfg.data_dir)?;
-    for path in removed {
-        log::now(format_args!(
-            "removed {} (a snapshot write that never finished)",
-            path.display()
-        ));
+    let (loaded, notes) = persist::load_dir(&cfg.data_dir)?;
+    for note in notes {
+        log::now(format_args!("{note}"));
     }
+    let mut files = Vec::with_capacity(loaded.len());
     for l in loaded {
         let mut project = l.project;
         if project.source() == Source::Config && !cfg.projects.contains_key(&l.name) {
             project.release_from_config();
         }
+        files.push((l.name.clone(), l.files));
         store.insert_loaded(l.name, project);
     }
     for (name, pc) in &cfg.projects {
@@ -174,7 +191,28 @@ fn load_store(cfg: &Config) -> Result<Store, String> {
             ),
         }
     }
-    Ok(store)
+    Ok((store, files))
+}
+
+/// The disk side of the loaded projects: each durable project goes on appending to its journal.
+/// (A project config.json now keeps in memory keeps its files as they are, unused.)
+fn open_disk(
+    cfg: &Config,
+    store: &Store,
+    files: Vec<(String, OnDisk)>,
+    status: &mut Status,
+) -> Result<Disk, String> {
+    let mut disk = Disk::new(&cfg.data_dir, cfg.compaction_min_bytes);
+    for (name, on) in files {
+        let durable = store
+            .project(&name)
+            .is_some_and(|p| p.persistence() != Persistence::Memory);
+        if durable {
+            disk.adopt(&name, on, status)
+                .map_err(|e| format!("cannot open the journal of project {name}: {e}"))?;
+        }
+    }
+    Ok(disk)
 }
 
 fn serve(config_path: &Path) -> Result<(), String> {
@@ -182,14 +220,16 @@ fn serve(config_path: &Path) -> Result<(), String> {
     persist::prepare_dir(&cfg.data_dir)
         .map_err(|e| format!("data_dir {}: {e}", cfg.data_dir.display()))?;
     let (admin, admin_from) = admin_token(&cfg)?;
-    let store = load_store(&cfg)?;
+    let (store, files) = load_store(&cfg)?;
+    let mut status = Status::default();
+    let disk = open_disk(&cfg, &store, files, &mut status)?;
     let listener = mio::net::TcpListener::bind(cfg.listen)
         .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
     let addr = listener
         .local_addr()
         .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
     let wake = signal::install().map_err(|e| format!("cannot install signal handlers: {e}"))?;
-    let srv = server::Server::new(&cfg, listener, wake, store, admin)
+    let srv = server::Server::new(&cfg, listener, wake, store, disk, status, admin)
         .map_err(|e| format!("cannot start the event loop: {e}"))?;
     log::now(format_args!("admin token: {admin_from}"));
     log::now(format_args!(

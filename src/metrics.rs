@@ -1,5 +1,6 @@
 //! Counters and histograms the server keeps about itself, rendered in the Prometheus text format
-//! for `GET /metrics`. Plain numbers: the server records into them, the handler renders them.
+//! for `GET /metrics`. Plain numbers: the server and the disk record into them, the handler
+//! renders them.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -57,9 +58,12 @@ pub struct Metrics {
     /// touched on every request, and a map keyed by strings cost more than the rest of a GET.
     requests: Vec<(&'static str, u16, u64)>,
     latency: Histogram,
-    snapshot_writes: BTreeMap<String, u64>,
-    snapshot_failures: BTreeMap<String, u64>,
-    snapshot_latency: Histogram,
+    journal_bytes: BTreeMap<String, u64>,
+    journal_appends: BTreeMap<String, u64>,
+    fsync_latency: Histogram,
+    compactions: BTreeMap<String, u64>,
+    compaction_failures: BTreeMap<String, u64>,
+    compaction_duration: Histogram,
     pub connections_open: usize,
     pub watches_parked: usize,
 }
@@ -70,9 +74,12 @@ impl Default for Metrics {
             started: Instant::now(),
             requests: Vec::new(),
             latency: Histogram::new(),
-            snapshot_writes: BTreeMap::new(),
-            snapshot_failures: BTreeMap::new(),
-            snapshot_latency: Histogram::new(),
+            journal_bytes: BTreeMap::new(),
+            journal_appends: BTreeMap::new(),
+            fsync_latency: Histogram::new(),
+            compactions: BTreeMap::new(),
+            compaction_failures: BTreeMap::new(),
+            compaction_duration: Histogram::new(),
             connections_open: 0,
             watches_parked: 0,
         }
@@ -92,25 +99,45 @@ impl Metrics {
         self.latency.observe(took);
     }
 
-    pub fn record_snapshot(&mut self, project: &str, ok: bool, took: Duration) {
-        let map = if ok {
-            &mut self.snapshot_writes
-        } else {
-            &mut self.snapshot_failures
-        };
-        match map.get_mut(project) {
-            Some(n) => *n += 1,
+    /// A group of records appended to `project`'s journal, which now holds `bytes` in all.
+    pub fn record_append(&mut self, project: &str, bytes: u64) {
+        bump(&mut self.journal_appends, project);
+        self.set_journal_bytes(project, bytes);
+    }
+
+    pub fn set_journal_bytes(&mut self, project: &str, bytes: u64) {
+        match self.journal_bytes.get_mut(project) {
+            Some(b) => *b = bytes,
             None => {
-                map.insert(project.to_string(), 1);
+                self.journal_bytes.insert(project.to_string(), bytes);
             }
         }
-        self.snapshot_latency.observe(took);
+    }
+
+    pub fn record_fsync(&mut self, took: Duration) {
+        self.fsync_latency.observe(took);
+    }
+
+    /// A compaction (or a first snapshot) ended, well or not, after `took`.
+    pub fn record_compaction(&mut self, project: &str, ok: bool, took: Duration) {
+        if ok {
+            bump(&mut self.compactions, project);
+            self.compaction_duration.observe(took);
+        } else {
+            bump(&mut self.compaction_failures, project);
+        }
     }
 
     /// Forget a deleted project's series, so they do not grow without bound.
     pub fn forget_project(&mut self, project: &str) {
-        self.snapshot_writes.remove(project);
-        self.snapshot_failures.remove(project);
+        for map in [
+            &mut self.journal_bytes,
+            &mut self.journal_appends,
+            &mut self.compactions,
+            &mut self.compaction_failures,
+        ] {
+            map.remove(project);
+        }
     }
 
     pub fn render(&self, store: &Store) -> String {
@@ -156,32 +183,59 @@ impl Metrics {
         for (name, p) in store.projects() {
             let _ = writeln!(o, "pykv_project_bytes{{project=\"{name}\"}} {}", p.bytes());
         }
+        let per_project = |o: &mut String, name: &str, map: &BTreeMap<String, u64>| {
+            for (p, n) in map {
+                let _ = writeln!(o, "{name}{{project=\"{p}\"}} {n}");
+            }
+        };
         family(
             &mut o,
-            "pykv_snapshot_writes_total",
-            "counter",
-            "Snapshots written, by project.",
+            "pykv_journal_bytes",
+            "gauge",
+            "Bytes in each project's journal (every segment not yet folded into a snapshot).",
         );
-        for (p, n) in &self.snapshot_writes {
-            let _ = writeln!(o, "pykv_snapshot_writes_total{{project=\"{p}\"}} {n}");
-        }
+        per_project(&mut o, "pykv_journal_bytes", &self.journal_bytes);
         family(
             &mut o,
-            "pykv_snapshot_failures_total",
+            "pykv_journal_appends_total",
             "counter",
-            "Snapshot writes that failed, by project.",
+            "Groups of changes appended to each project's journal (one per project per loop turn).",
         );
-        for (p, n) in &self.snapshot_failures {
-            let _ = writeln!(o, "pykv_snapshot_failures_total{{project=\"{p}\"}} {n}");
-        }
+        per_project(&mut o, "pykv_journal_appends_total", &self.journal_appends);
         family(
             &mut o,
-            "pykv_snapshot_duration_seconds",
+            "pykv_journal_fsync_duration_seconds",
             "histogram",
-            "Time to write (or remove) one snapshot.",
+            "Time to fdatasync a journal.",
         );
-        self.snapshot_latency
-            .render(&mut o, "pykv_snapshot_duration_seconds");
+        self.fsync_latency
+            .render(&mut o, "pykv_journal_fsync_duration_seconds");
+        family(
+            &mut o,
+            "pykv_compactions_total",
+            "counter",
+            "Fresh snapshots written to replace a journal, by project.",
+        );
+        per_project(&mut o, "pykv_compactions_total", &self.compactions);
+        family(
+            &mut o,
+            "pykv_compaction_failures_total",
+            "counter",
+            "Compactions that failed (retried later), by project.",
+        );
+        per_project(
+            &mut o,
+            "pykv_compaction_failures_total",
+            &self.compaction_failures,
+        );
+        family(
+            &mut o,
+            "pykv_compaction_duration_seconds",
+            "histogram",
+            "Time from a compaction's start to its fresh snapshot in place.",
+        );
+        self.compaction_duration
+            .render(&mut o, "pykv_compaction_duration_seconds");
         family(
             &mut o,
             "pykv_watches_parked",
@@ -215,6 +269,15 @@ impl Metrics {
         );
         let _ = writeln!(o, "pykv_resident_memory_bytes {}", resident_bytes());
         o
+    }
+}
+
+fn bump(map: &mut BTreeMap<String, u64>, project: &str) {
+    match map.get_mut(project) {
+        Some(n) => *n += 1,
+        None => {
+            map.insert(project.to_string(), 1);
+        }
     }
 }
 

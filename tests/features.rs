@@ -8,7 +8,6 @@ use common::*;
 use serde_json::{json, Value};
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
 use std::thread::sleep;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -164,10 +163,6 @@ fn list_json(srv: &Server, query: &str) -> Value {
     let r = get(srv, &format!("/v1/kv/p?{query}"));
     assert_json(&r, 200);
     r.json()
-}
-
-fn snapshot(srv: &Server) -> PathBuf {
-    srv.data_dir().join("p.json")
 }
 
 /// Send a GET on a fresh connection and leave the answer unread (a watch parks there).
@@ -1843,11 +1838,11 @@ fn sync_watch_wakes_once_the_put_is_durable() {
     ))
     .unwrap();
     let r = read_within(&mut w, WAKE_LIMIT);
-    let on_disk = std::fs::read_to_string(snapshot(&srv)).unwrap();
+    let saved = on_disk(&srv, "p");
     assert_value(&r, b"durable-value", "application/octet-stream", 2);
     assert!(
-        on_disk.contains("durable-value"),
-        "the watcher woke before the snapshot held the change:\n{on_disk}"
+        saved.contains("durable-value"),
+        "the watcher woke before the journal held the change:\n{saved}"
     );
     let ack = read_within(&mut p, WAKE_LIMIT);
     assert_eq!(ack.status, 200, "{}", ack.text());
@@ -1923,33 +1918,31 @@ fn batch_put_with_a_ttl_that_is_not_a_whole_number_is_400_and_writes_nothing() {
     assert_eq!(project_version(&srv), 0);
 }
 
-/// Let a key expire and wait for the snapshot file to drop it, without any restart.
-fn expired_key_leaves_the_snapshot_file(mode: &str) {
+/// Let a key expire and see the data directory drop it (what a restart would load), without
+/// any restart: the expiry is journaled like a DELETE.
+fn expired_key_leaves_the_data_directory(mode: &str) {
     let (srv, _, _) = start_p(json!({"persistence": mode, "interval_ms": 200}));
     put_ok(&srv, "/v1/kv/p/keep", b"x");
     put_ok(&srv, "/v1/kv/p/ephemeral?ttl=1", b"v");
-    if mode == "sync" {
-        let on_disk = std::fs::read_to_string(snapshot(&srv)).unwrap();
-        assert!(on_disk.contains("\"ephemeral\""), "{on_disk}");
-    }
+    let saved = on_disk(&srv, "p");
+    assert!(saved.contains("\"ephemeral\""), "{saved}");
     wait_expired(&srv, "/v1/kv/p/ephemeral");
-    let read = || std::fs::read_to_string(snapshot(&srv)).unwrap_or_default();
+    let mut saved = String::new();
     assert!(
         wait_until(Duration::from_secs(2), || {
-            let on_disk = read();
-            on_disk.contains("\"keep\"") && !on_disk.contains("\"ephemeral\"")
+            saved = on_disk(&srv, "p");
+            saved.contains("\"keep\"") && !saved.contains("\"ephemeral\"")
         }),
-        "snapshot still holds the expired key (or lost the other):\n{}",
-        read()
+        "the data directory still holds the expired key (or lost the other):\n{saved}"
     );
 }
 
 #[test]
-fn sync_expired_key_leaves_the_snapshot_file_on_the_next_tick() {
-    expired_key_leaves_the_snapshot_file("sync");
+fn sync_expired_key_leaves_the_data_directory() {
+    expired_key_leaves_the_data_directory("sync");
 }
 
 #[test]
-fn interval_expired_key_leaves_the_snapshot_file_on_the_next_tick() {
-    expired_key_leaves_the_snapshot_file("interval");
+fn interval_expired_key_leaves_the_data_directory() {
+    expired_key_leaves_the_data_directory("interval");
 }

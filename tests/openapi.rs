@@ -6,6 +6,7 @@
 //! that subset.
 
 mod common;
+use common::disk::{align_journal, Disk};
 use common::*;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -1573,12 +1574,15 @@ fn every_operation_body() {
     c.assert_every_operation_covered();
 }
 
-/// A snapshot that cannot be written: the write is undone and answered 500 `storage_error`;
-/// `/health` turns `degraded`. Without `compat_project` the compat paths are 404 `not_found`.
+/// A journal that cannot be written: the write is undone and answered 507 `storage_full` or
+/// 500 `storage_error` (as the disk fails); `/health` turns `degraded`. Without
+/// `compat_project` the compat paths are 404 `not_found`.
 #[test]
 fn storage_errors_and_absent_compat_routes_answer_as_documented() {
     bounded(Duration::from_secs(60), || {
-        let srv = Server::start(json!({"persistence": "sync"}));
+        let dir = std::sync::Arc::new(TempDir::new());
+        let disk = Disk::prepare(&dir.path().join("data"));
+        let srv = Server::start_raw(config(json!({"persistence": "sync"})), dir);
         let mut c = Checker::new(&srv, load_doc());
         let a = Some(ADMIN);
         c.go(
@@ -1591,15 +1595,18 @@ fn storage_errors_and_absent_compat_routes_answer_as_documented() {
         );
         let t = "/v1/kv/{project}/{key}";
         c.go(201, t, "PUT", "/v1/kv/demo/k", a, Some(b"1"));
-        // A directory where the snapshot's temporary file goes: every save of demo fails.
-        std::fs::create_dir(srv.data_dir().join("demo.json.tmp")).unwrap();
-        let r = c.go(500, t, "PUT", "/v1/kv/demo/k", a, Some(b"2"));
-        assert_eq!(error_code(&r), "storage_error");
-        let r = c.go(500, t, "POST", "/v1/kv/demo/n?incr", a, None);
-        assert_eq!(error_code(&r), "storage_error");
-        c.go(500, t, "DELETE", "/v1/kv/demo/k", a, None);
+        if disk.fails_only_when_growing() {
+            align_journal(&srv, ADMIN, "demo");
+        }
+        disk.break_writes(&srv);
+        let (status, code) = disk.expected_error();
+        let r = c.go(status, t, "PUT", "/v1/kv/demo/k", a, Some(b"2"));
+        assert_eq!(error_code(&r), code);
+        let r = c.go(status, t, "POST", "/v1/kv/demo/n?incr", a, None);
+        assert_eq!(error_code(&r), code);
+        c.go(status, t, "DELETE", "/v1/kv/demo/k", a, None);
         c.go(
-            500,
+            status,
             "/v1/kv/{project}",
             "POST",
             "/v1/kv/demo",
@@ -1610,7 +1617,7 @@ fn storage_errors_and_absent_compat_routes_answer_as_documented() {
         assert_eq!(r.body, b"1", "the failed writes were undone");
         let r = c.go(200, "/health", "GET", "/health", None, None);
         assert_eq!(r.json()["status"], "degraded");
-        std::fs::remove_dir(srv.data_dir().join("demo.json.tmp")).unwrap();
+        disk.repair(&srv);
         c.go(200, t, "PUT", "/v1/kv/demo/k", a, Some(b"3"));
         let r = c.go(200, "/health", "GET", "/health", None, None);
         assert_eq!(r.json()["status"], "ok");

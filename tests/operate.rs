@@ -2110,9 +2110,12 @@ fn every_metric_family_has_help_and_type() {
         ("pykv_request_duration_seconds", "histogram"),
         ("pykv_project_keys", "gauge"),
         ("pykv_project_bytes", "gauge"),
-        ("pykv_snapshot_writes_total", "counter"),
-        ("pykv_snapshot_failures_total", "counter"),
-        ("pykv_snapshot_duration_seconds", "histogram"),
+        ("pykv_journal_bytes", "gauge"),
+        ("pykv_journal_appends_total", "counter"),
+        ("pykv_journal_fsync_duration_seconds", "histogram"),
+        ("pykv_compactions_total", "counter"),
+        ("pykv_compaction_failures_total", "counter"),
+        ("pykv_compaction_duration_seconds", "histogram"),
         ("pykv_watches_parked", "gauge"),
         ("pykv_connections_open", "gauge"),
         ("pykv_uptime_seconds", "gauge"),
@@ -2230,16 +2233,42 @@ fn request_latency_histogram_is_cumulative_and_inf_equals_count() {
     );
 }
 
+/// sync mode: each PUT answered alone is one fdatasync of the journal.
 #[test]
-fn snapshot_latency_histogram_is_cumulative_and_inf_equals_count() {
-    let (srv, _, _) = start_p(json!({}));
+fn fsync_latency_histogram_is_cumulative_and_counts_each_sync() {
+    let (srv, _, _) = start_p(json!({"persistence": "sync"}));
     for i in 0..3 {
         put_ok(&srv, &format!("/v1/kv/p/k{i}"), b"v");
     }
     let text = metrics(&srv);
-    assert_histogram_is_cumulative(&text, "pykv_snapshot_duration_seconds");
-    let (_, _, count) = histogram(&text, "pykv_snapshot_duration_seconds");
-    assert!(count >= 3.0, "{text}");
+    assert_histogram_is_cumulative(&text, "pykv_journal_fsync_duration_seconds");
+    let (_, _, count) = histogram(&text, "pykv_journal_fsync_duration_seconds");
+    assert_eq!(count, 3.0, "{text}");
+}
+
+/// A journal outgrowing its snapshot is compacted, counted and timed.
+#[test]
+fn compactions_are_counted_and_timed() {
+    let (srv, _, _) = start_p(json!({"persistence": "sync", "compaction_min_bytes": 1}));
+    put_ok(&srv, "/v1/kv/p/big", &[b'x'; 4096]);
+    let mut text = String::new();
+    let counted = wait_until(Duration::from_secs(5), || {
+        text = metrics(&srv);
+        sample(&text, "pykv_compactions_total{project=\"p\"}") == Some(1.0)
+    });
+    assert!(counted, "{text}");
+    assert_histogram_is_cumulative(&text, "pykv_compaction_duration_seconds");
+    assert_eq!(histogram(&text, "pykv_compaction_duration_seconds").2, 1.0);
+    assert_eq!(
+        sample(&text, "pykv_compaction_failures_total{project=\"p\"}"),
+        None,
+        "{text}"
+    );
+    // The fresh segment is empty: the snapshot holds everything.
+    assert_eq!(
+        sample(&text, "pykv_journal_bytes{project=\"p\"}"),
+        Some(0.0)
+    );
 }
 
 #[test]
@@ -2320,37 +2349,36 @@ fn connections_open_counts_the_open_client_connections() {
 }
 
 #[test]
-fn snapshot_writes_are_counted_in_sync_mode() {
+fn journal_appends_and_bytes_are_counted_per_project() {
     let (srv, _, _) = start_p(json!({ "persistence": "sync" }));
-    let series = "pykv_snapshot_writes_total{project=\"p\"}";
-    let before = sample(&metrics(&srv), series).unwrap_or(0.0);
     for i in 0..3 {
         put_ok(&srv, &format!("/v1/kv/p/k{i}"), b"v");
     }
-    let after = metrics(&srv);
+    let text = metrics(&srv);
+    let appends = "pykv_journal_appends_total{project=\"p\"}";
+    assert_eq!(sample(&text, appends), Some(3.0), "{text}");
+    // Each one-key group: 41 bytes of framing and headers, the key and the value.
+    let bytes = "pykv_journal_bytes{project=\"p\"}";
     assert_eq!(
-        sample(&after, series).unwrap_or(0.0) - before,
-        3.0,
-        "{after}"
-    );
-    assert_eq!(
-        sample(&after, "pykv_snapshot_failures_total{project=\"p\"}").unwrap_or(0.0),
-        0.0
+        sample(&text, bytes),
+        Some(3.0 * (41.0 + 2.0 + 1.0)),
+        "{text}"
     );
 }
 
 #[test]
-fn memory_projects_write_no_snapshots() {
+fn memory_projects_write_no_journal() {
     let (srv, _, _) = start_p(json!({ "persistence": "memory" }));
     for i in 0..3 {
         put_ok(&srv, &format!("/v1/kv/p/k{i}"), b"v");
     }
     let text = metrics(&srv);
     assert_eq!(
-        sample(&text, "pykv_snapshot_writes_total{project=\"p\"}").unwrap_or(0.0),
-        0.0,
+        sample(&text, "pykv_journal_appends_total{project=\"p\"}"),
+        None,
         "{text}"
     );
+    assert_eq!(sample(&text, "pykv_journal_bytes{project=\"p\"}"), None);
 }
 
 #[test]

@@ -5,6 +5,7 @@
 //! tests mount a small tmpfs (as root) or make the data directory read-only (as another user).
 
 mod common;
+use common::disk::{align_journal, current_journal, Disk};
 use common::*;
 
 use serde_json::{json, Value};
@@ -13,7 +14,7 @@ use std::io::Write;
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -478,19 +479,27 @@ fn data_dir_is_0700_and_snapshots_are_0600() {
     assert_eq!(mode_of(&snapshot(&srv, "p")), 0o600);
 }
 
-/// `{"pykv_snapshot": 1, "project": {...}, "keys": [...]}` with each key on its own line.
+/// `{"pykv_snapshot": 1, "project": {...}, "keys": [...]}` with each key on its own line, as a
+/// compaction writes it once the journal outgrows the snapshot.
 #[test]
 fn snapshot_is_json_with_one_key_per_line() {
-    let srv = Server::start(json!({"persistence": "sync"}));
+    let srv = Server::start(json!({"persistence": "sync", "compaction_min_bytes": 1}));
     let (write, _) = create_project(&srv, "p");
-    assert_put(&put(&srv, &write, "a", &all_bytes()), 201, "a");
     assert_put(&put(&srv, &write, "b", b"line1\nline2\n"), 201, "b");
     assert_put(&put(&srv, &write, "c", b""), 201, "c");
-    let text = std::fs::read_to_string(snapshot(&srv, "p")).expect("snapshot is UTF-8");
+    // Larger than the snapshot so far: the journal outgrows it and is compacted.
+    assert_put(&put(&srv, &write, "a", &all_bytes().repeat(8)), 201, "a");
+    let read = || std::fs::read_to_string(snapshot(&srv, "p")).expect("snapshot is UTF-8");
+    let compacted = wait_until(Duration::from_secs(5), || {
+        serde_json::from_str::<Value>(&read())
+            .is_ok_and(|j| j["keys"].as_array().map(Vec::len) == Some(3))
+    });
+    let text = read();
+    assert!(compacted, "no compaction wrote the keys:\n{text}");
     let j: Value = serde_json::from_str(&text).expect("snapshot is JSON");
     assert_eq!(j["pykv_snapshot"], 1, "{text}");
     assert!(j["project"].is_object(), "{text}");
-    assert_eq!(j["keys"].as_array().map(Vec::len), Some(3), "{text}");
+    assert_eq!(j["project"]["journal"], 2, "{text}");
     let key_lines = text
         .lines()
         .map(|l| l.trim().trim_matches(','))
@@ -727,129 +736,6 @@ fn sync_acknowledged_writes_survive_sigkill() {
 // Disk failures
 // ---------------------------------------------------------------------------------------------
 
-/// A data directory whose writes can be made to fail and succeed again.
-enum Disk {
-    /// A 1 MiB tmpfs mounted on the data directory, filled by `FILLER` (root only).
-    Tmpfs(PathBuf),
-    /// `chattr +i` on the data directory (root, when mounting is not allowed).
-    Immutable(PathBuf),
-    /// `chmod 0500` on the data directory (any other user).
-    ReadOnly(PathBuf),
-}
-
-const FILLER: &str = "filler.bin";
-
-impl Disk {
-    /// Prepare `data` before the server starts; None (with the reason printed) when this
-    /// environment offers no way to make writes fail.
-    fn prepare(data: &Path) -> Option<Disk> {
-        std::fs::create_dir_all(data).unwrap();
-        std::fs::set_permissions(data, std::fs::Permissions::from_mode(0o700)).unwrap();
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        if unsafe { libc::geteuid() } != 0 {
-            println!("disk failures: chmod 0500 (not root)");
-            return Some(Disk::ReadOnly(data.to_path_buf()));
-        }
-        let mounted = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs"])
-            .arg(data)
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if mounted {
-            println!("disk failures: a full 1 MiB tmpfs");
-            return Some(Disk::Tmpfs(data.to_path_buf()));
-        }
-        let probe = data.join("probe");
-        std::fs::write(&probe, b"x").unwrap();
-        let chattr = |flag: &str, p: &Path| {
-            Command::new("chattr")
-                .arg(flag)
-                .arg(p)
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        };
-        let immutable_works = chattr("+i", &probe);
-        if immutable_works {
-            chattr("-i", &probe);
-        }
-        std::fs::remove_file(&probe).unwrap();
-        if immutable_works {
-            println!("disk failures: chattr +i (tmpfs mount not permitted)");
-            return Some(Disk::Immutable(data.to_path_buf()));
-        }
-        println!("skipped: running as root, and neither a tmpfs mount nor chattr +i is possible");
-        None
-    }
-
-    fn break_writes(&self) {
-        match self {
-            Disk::Tmpfs(dir) => {
-                let mut f = std::fs::File::create(dir.join(FILLER)).unwrap();
-                let chunk = vec![0xa5u8; 64 * 1024];
-                loop {
-                    match f.write(&chunk) {
-                        Ok(0) => break,
-                        Ok(_) => continue,
-                        Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => break,
-                        Err(e) => panic!("filling the tmpfs: {e}"),
-                    }
-                }
-            }
-            Disk::Immutable(dir) => assert!(Command::new("chattr")
-                .arg("+i")
-                .arg(dir)
-                .status()
-                .unwrap()
-                .success()),
-            Disk::ReadOnly(dir) => {
-                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o500)).unwrap()
-            }
-        }
-    }
-
-    fn repair(&self) {
-        match self {
-            Disk::Tmpfs(dir) => std::fs::remove_file(dir.join(FILLER)).unwrap(),
-            Disk::Immutable(dir) => assert!(Command::new("chattr")
-                .arg("-i")
-                .arg(dir)
-                .status()
-                .unwrap()
-                .success()),
-            Disk::ReadOnly(dir) => {
-                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).unwrap()
-            }
-        }
-    }
-
-    /// The answer to a sync write that cannot be saved.
-    fn expected_error(&self) -> (u16, &'static str) {
-        match self {
-            Disk::Tmpfs(_) => (507, "storage_full"),
-            Disk::Immutable(_) | Disk::ReadOnly(_) => (500, "storage_error"),
-        }
-    }
-}
-
-impl Drop for Disk {
-    fn drop(&mut self) {
-        match self {
-            Disk::Tmpfs(dir) => {
-                let ok = Command::new("umount")
-                    .arg(&*dir)
-                    .status()
-                    .is_ok_and(|s| s.success());
-                if !ok {
-                    let _ = Command::new("umount").arg("-l").arg(&*dir).status();
-                }
-            }
-            Disk::Immutable(_) | Disk::ReadOnly(_) => self.repair(),
-        }
-    }
-}
-
 fn assert_not_saved(r: &Resp, expected: (u16, &str)) {
     r.assert_error(expected.0, expected.1);
     let message = r.json()["message"].as_str().unwrap().to_ascii_lowercase();
@@ -859,20 +745,22 @@ fn assert_not_saved(r: &Resp, expected: (u16, &str)) {
     );
 }
 
-/// sync: a save that fails answers 507/500, leaves memory and the snapshot as they were, and
-/// writes work again once space is back.
+/// sync: an append that fails answers 507/500, leaves memory, the snapshot and the journal as
+/// they were, and writes work again once space is back.
 #[test]
 fn sync_failed_save_is_rolled_back_and_reported() {
     let dir = Arc::new(TempDir::new());
-    let Some(disk) = Disk::prepare(&dir.path().join("data")) else {
-        return;
-    };
+    let disk = Disk::prepare(&dir.path().join("data"));
     let srv = Server::start_raw(config(json!({"persistence": "sync"})), dir.clone());
     let (write, _) = create_project(&srv, "p");
     let version = assert_put(&put(&srv, &write, "k", b"old"), 201, "k");
-    let before = std::fs::read(snapshot(&srv, "p")).unwrap();
+    let journal = current_journal(&srv.data_dir(), "p");
+    let before = (
+        std::fs::read(snapshot(&srv, "p")).unwrap(),
+        std::fs::read(&journal).unwrap(),
+    );
 
-    disk.break_writes();
+    disk.break_writes(&srv);
     let large: Vec<u8> = all_bytes().into_iter().cycle().take(64 * 1024).collect();
     assert_not_saved(&put(&srv, &write, "k", &large), disk.expected_error());
     assert_value(
@@ -881,9 +769,13 @@ fn sync_failed_save_is_rolled_back_and_reported() {
         "application/octet-stream",
         version,
     );
-    assert_eq!(std::fs::read(snapshot(&srv, "p")).unwrap(), before);
+    let after = (
+        std::fs::read(snapshot(&srv, "p")).unwrap(),
+        std::fs::read(&journal).unwrap(),
+    );
+    assert!(after == before, "the snapshot or the journal changed");
 
-    disk.repair();
+    disk.repair(&srv);
     let new_version = assert_put(&put(&srv, &write, "k", &large), 200, "k");
     assert!(
         new_version > version,
@@ -900,19 +792,21 @@ fn sync_failed_save_is_rolled_back_and_reported() {
     drop(disk);
 }
 
-/// sync: a failed save also undoes a creation and a deletion.
+/// sync: a failed append also undoes a new key, a deletion and a new project.
 #[test]
 fn sync_failed_save_undoes_create_and_delete() {
     let dir = Arc::new(TempDir::new());
-    let Some(disk) = Disk::prepare(&dir.path().join("data")) else {
-        return;
-    };
+    let disk = Disk::prepare(&dir.path().join("data"));
     let srv = Server::start_raw(config(json!({"persistence": "sync"})), dir.clone());
     let (write, _) = create_project(&srv, "p");
     let version = assert_put(&put(&srv, &write, "kept", b"still here"), 201, "kept");
-    let before = std::fs::read(snapshot(&srv, "p")).unwrap();
+    if disk.fails_only_when_growing() {
+        align_journal(&srv, &write, "p");
+    }
+    let journal = current_journal(&srv.data_dir(), "p");
+    let before = std::fs::read(&journal).unwrap();
 
-    disk.break_writes();
+    disk.break_writes(&srv);
     let large = vec![b'x'; 64 * 1024];
     assert_not_saved(&put(&srv, &write, "new", &large), disk.expected_error());
     get(&srv, &write, "new").assert_error(404, "key_not_found");
@@ -924,8 +818,11 @@ fn sync_failed_save_undoes_create_and_delete() {
         "application/octet-stream",
         version,
     );
-    assert_eq!(std::fs::read(snapshot(&srv, "p")).unwrap(), before);
-    disk.repair();
+    let r = admin_json(&srv, "POST", "/v1/projects", json!({"name": "q"}));
+    assert_not_saved(&r, disk.expected_error());
+    admin_json(&srv, "GET", "/v1/projects/q", Value::Null).assert_error(404, "project_not_found");
+    assert_eq!(std::fs::read(&journal).unwrap(), before);
+    disk.repair(&srv);
     drop(srv);
     drop(disk);
 }
@@ -936,61 +833,43 @@ fn health(srv: &Server) -> Value {
     r.json()
 }
 
-/// interval: a failing periodic write turns /health degraded with problems, and it goes back to
-/// ok once the write succeeds; the data written then survives SIGKILL.
+/// interval: an answer waits for the append (not for the sync), so a full disk is reported
+/// and undone like in sync mode; /health is degraded, naming the journal, until writes work.
 #[test]
-fn interval_save_failure_degrades_health_until_space_returns() {
+fn interval_write_on_a_failing_disk_is_refused_and_health_degrades_until_it_works() {
     let dir = Arc::new(TempDir::new());
-    let Some(disk) = Disk::prepare(&dir.path().join("data")) else {
-        return;
-    };
+    let disk = Disk::prepare(&dir.path().join("data"));
     let cfg = config(json!({"persistence": "interval", "interval_ms": 200}));
     let mut srv = Server::start_raw(cfg.clone(), dir.clone());
     let (write, _) = create_project(&srv, "p");
-    assert_put(&put(&srv, &write, "k", b"before"), 201, "k");
-    let saved = |srv: &Server| {
-        std::fs::read(snapshot(srv, "p"))
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-            .is_some_and(|j| j["keys"].as_array().is_some_and(|k| k.len() == 1))
-    };
-    assert!(
-        wait_until(Duration::from_secs(5), || saved(&srv)),
-        "never saved"
-    );
+    let version = assert_put(&put(&srv, &write, "k", b"before"), 201, "k");
+    if disk.fails_only_when_growing() {
+        align_journal(&srv, &write, "p");
+    }
     assert_eq!(health(&srv), json!({"status": "ok", "version": "0.1.0"}));
 
-    disk.break_writes();
-    let version = assert_put(&put(&srv, &write, "k", b"after"), 200, "k");
-    let mut last = Value::Null;
-    let degraded = wait_until(Duration::from_secs(5), || {
-        last = health(&srv);
-        last["status"] == "degraded"
-    });
-    assert!(degraded, "health never degraded: {last}");
-    assert_eq!(last["version"], "0.1.0");
-    let problems = last["problems"].as_array().expect("problems list");
-    assert!(!problems.is_empty(), "{last}");
+    disk.break_writes(&srv);
+    assert_not_saved(&put(&srv, &write, "k", b"after"), disk.expected_error());
+    let h = health(&srv);
+    assert_eq!(h["status"], "degraded", "{h}");
+    let problems = h["problems"].as_array().expect("problems list");
+    assert_eq!(problems.len(), 1, "{h}");
+    let journal = current_journal(&srv.data_dir(), "p");
+    let problem = problems[0].as_str().unwrap();
     assert!(
-        problems
-            .iter()
-            .all(|p| p.as_str().is_some_and(|s| !s.is_empty())),
-        "{last}"
+        problem.starts_with("project p: ") && problem.contains(&journal.display().to_string()),
+        "{problem}"
     );
-    assert_eq!(last.as_object().unwrap().len(), 3, "{last}");
     assert_value(
         &get(&srv, &write, "k"),
-        b"after",
+        b"before",
         "application/octet-stream",
         version,
     );
 
-    disk.repair();
-    let recovered = wait_until(Duration::from_secs(5), || {
-        last = health(&srv);
-        last == json!({"status": "ok", "version": "0.1.0"})
-    });
-    assert!(recovered, "health never recovered: {last}");
+    disk.repair(&srv);
+    let version = assert_put(&put(&srv, &write, "k", b"after"), 200, "k");
+    assert_eq!(health(&srv), json!({"status": "ok", "version": "0.1.0"}));
     srv.kill9();
     let srv = Server::start_raw(cfg, dir.clone());
     assert_value(
@@ -1007,18 +886,36 @@ fn interval_save_failure_degrades_health_until_space_returns() {
 // Corrupt snapshots and --check-data
 // ---------------------------------------------------------------------------------------------
 
-/// A stopped server with project `p` holding keys k0..k4; returns it and its snapshot path.
+/// A stopped server with project `p` holding keys k0..k4, some in its snapshot (a compaction
+/// wrote them) and some in its journal; returns it and its snapshot path.
 fn stopped_server_with_snapshot() -> (Server, PathBuf) {
-    let mut srv = Server::start(json!({"persistence": "sync"}));
+    let mut srv = Server::start(json!({"persistence": "sync", "compaction_min_bytes": 1}));
     let (write, _) = create_project(&srv, "p");
     for i in 0..5 {
         let key = format!("k{i}");
         assert_put(
-            &put(&srv, &write, &key, format!("value {i}").as_bytes()),
+            &put(
+                &srv,
+                &write,
+                &key,
+                format!("value {i} ").repeat(12).as_bytes(),
+            ),
             201,
             &key,
         );
     }
+    let path = snapshot(&srv, "p");
+    let keys_in = |path: &Path| {
+        std::fs::read_to_string(path)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .and_then(|j| j["keys"].as_array().map(Vec::len))
+            .unwrap_or(0)
+    };
+    assert!(
+        wait_until(Duration::from_secs(5), || keys_in(&path) >= 2),
+        "no compaction put keys in the snapshot"
+    );
     srv.stop();
     let path = snapshot(&srv, "p");
     (srv, path)
@@ -1130,8 +1027,9 @@ fn check_data_prints_one_line_per_snapshot() {
     assert_eq!(
         lines,
         vec![
-            format!("a: keys=3 bytes={a_bytes} format=1"),
-            "b: keys=0 bytes=0 format=1".to_string(),
+            // Three one-key groups: 41 bytes of framing and headers each, plus key and value.
+            format!("a: keys=3 bytes={a_bytes} format=1 journal=3 records (388 B)"),
+            "b: keys=0 bytes=0 format=1 journal=0 records (0 B)".to_string(),
         ],
         "stderr:\n{err}"
     );

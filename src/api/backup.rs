@@ -9,7 +9,7 @@ use crate::auth::Access;
 use crate::error::ApiError;
 use crate::http::{Request, Response};
 use crate::persist;
-use crate::store::{Store, StoreError};
+use crate::store::{Change, Store, StoreError};
 
 /// Keys written per chunk of an export: small enough to keep the loop responsive, large enough
 /// that chunk framing costs nothing.
@@ -76,7 +76,7 @@ pub fn import(
     store: &mut Store,
     req: &Request,
     project: &str,
-) -> Result<Reply, ApiError> {
+) -> Result<(Response, Change), ApiError> {
     whole_project(ctx, store, req, project, Access::Write)?;
     let params = query::parse(req.head.query(), &["mode"])?;
     let replace = match query::get(&params, "mode") {
@@ -119,12 +119,13 @@ pub fn import(
         entries.push((key, value));
     }
     let imported = entries.len();
-    let (version, removed) = store
-        .import(project, entries, replace)
-        .map_err(|e| match e {
-            StoreError::Quota(hit) => quota_exceeded(hit),
-            _ => project_not_found(project),
-        })?;
+    let (version, removed, change) =
+        store
+            .import(project, entries, replace)
+            .map_err(|e| match e {
+                StoreError::Quota(hit) => quota_exceeded(hit),
+                _ => project_not_found(project),
+            })?;
     let body = serde_json::json!({
         "project": project,
         "mode": if replace { "replace" } else { "merge" },
@@ -132,5 +133,5 @@ pub fn import(
         "removed": removed,
         "version": version,
     });
-    Ok(Reply::Now(Response::json(200, &body)))
+    Ok((Response::json(200, &body), change))
 }

@@ -11,7 +11,7 @@ use crate::auth::Access;
 use crate::base64::decode as base64_decode;
 use crate::error::ApiError;
 use crate::http::{Request, Response};
-use crate::store::{BatchDone, BatchFail, BatchOp, Store};
+use crate::store::{BatchDone, BatchFail, BatchOp, Change, Store};
 
 /// The most operations one batch may hold.
 pub const MAX_OPS: usize = 1000;
@@ -119,7 +119,7 @@ pub fn apply(
     store: &mut Store,
     req: &Request,
     project: &str,
-) -> Result<Response, ApiError> {
+) -> Result<(Response, Change), ApiError> {
     let scope = require_project(ctx, store, req, project, Access::Write)?;
     project_name(project)?;
     query::none(req.head.query())?;
@@ -147,7 +147,7 @@ pub fn apply(
             ApiError::forbidden(format!("op {i}: {}", e.message)).with_field("index", i.into())
         })?;
     }
-    let (version, done) = store.batch(project, ops).map_err(|(i, fail)| {
+    let (version, done, change) = store.batch(project, ops).map_err(|(i, fail)| {
         let key = &keys[i];
         match fail {
             BatchFail::Version { expected, actual } => ApiError::new(
@@ -185,8 +185,9 @@ pub fn apply(
                 {"op": "check", "key": key, "version": version}),
         })
         .collect();
-    Ok(Response::json(
+    let response = Response::json(
         200,
         &serde_json::json!({"version": version, "results": results}),
-    ))
+    );
+    Ok((response, change))
 }

@@ -11,7 +11,7 @@ use super::{query, Ctx};
 use crate::auth::Access;
 use crate::error::ApiError;
 use crate::http::{Request, Response};
-use crate::store::{Store, StoreError};
+use crate::store::{Change, Store, StoreError};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -25,7 +25,7 @@ pub fn put(
     store: &mut Store,
     req: &Request,
     project: &str,
-) -> Result<Response, ApiError> {
+) -> Result<(Response, Change), ApiError> {
     let scope = require_project(ctx, store, req, project, Access::Write)?;
     query::none(req.head.query())?;
     if store.project(project).is_none() {
@@ -35,16 +35,17 @@ pub fn put(
     validate_key(ctx, &body.key).map_err(|why| ApiError::new(400, "invalid_key", why))?;
     scope.check(&body.key)?;
     let data = serde_json::to_vec(&body.value).expect("a serde_json::Value always serializes");
-    store
+    let (_, change) = store
         .put(project, &body.key, &data, Some("application/json"), None)
         .map_err(|e| match e {
             StoreError::Quota(hit) => quota_exceeded(hit),
             _ => project_not_found(project),
         })?;
-    Ok(Response::json(
+    let response = Response::json(
         200,
         &serde_json::json!({"key": body.key, "value": body.value}),
-    ))
+    );
+    Ok((response, change))
 }
 
 pub fn get(
@@ -77,14 +78,12 @@ pub fn delete(
     req: &Request,
     project: &str,
     raw_key: &str,
-) -> Result<Response, ApiError> {
+) -> Result<(Response, Change), ApiError> {
     let key = target(ctx, store, req, project, raw_key, Access::Write)?;
     query::none(req.head.query())?;
-    store
+    let change = store
         .delete(project, &key)
         .map_err(|_| key_not_found(&key))?;
-    Ok(Response::json(
-        200,
-        &serde_json::json!({"key": key, "deleted": true}),
-    ))
+    let response = Response::json(200, &serde_json::json!({"key": key, "deleted": true}));
+    Ok((response, change))
 }

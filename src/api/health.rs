@@ -1,4 +1,4 @@
-//! `GET /health`: liveness, the version, and whether every project can be saved.
+//! `GET /health`: liveness, the version, and whether every project's files can be written.
 
 use super::Ctx;
 use crate::http::Response;
@@ -12,14 +12,10 @@ const OK_BODY: &str = concat!(
 
 pub fn get(ctx: &Ctx) -> Response {
     let version = env!("CARGO_PKG_VERSION");
-    if ctx.problems.is_empty() {
+    if ctx.status.is_healthy() {
         return Response::bytes(200, "application/json", OK_BODY.as_bytes().to_vec());
     }
-    let problems: Vec<String> = ctx
-        .problems
-        .iter()
-        .map(|(project, why)| format!("project {project}: {why}"))
-        .collect();
+    let problems: Vec<String> = ctx.status.problems().collect();
     Response::json(
         200,
         &serde_json::json!({"status": "degraded", "version": version, "problems": problems}),

@@ -11,7 +11,7 @@ use crate::base64::encode as base64_encode;
 use crate::error::ApiError;
 use crate::http::response::decimal;
 use crate::http::{Request, Response};
-use crate::store::{self, Store, StoreError, ValueRef};
+use crate::store::{self, Change, Store, StoreError, ValueRef};
 
 /// Page size when the client gives no `limit`, and the most it may ask for.
 const DEFAULT_LIMIT: usize = 100;
@@ -221,6 +221,7 @@ pub fn get(
     req: &Request,
     project: &str,
     raw_key: &str,
+    phase: WatchPhase,
 ) -> Result<Reply, ApiError> {
     let key = target(ctx, store, req, project, raw_key, Access::Read)?;
     let params = query::parse(req.head.query(), &["watch", "version"])?;
@@ -228,8 +229,8 @@ pub fn get(
     let since = number(&params, "version", 0..=u64::MAX)?;
     if let Some(seconds) = watch {
         let current = store.current_version(project, &key);
-        let since = since.or(ctx.watch_since).unwrap_or(current);
-        if ctx.watch == WatchPhase::TimedOut {
+        let since = since.or(phase.since()).unwrap_or(current);
+        if matches!(phase, WatchPhase::TimedOut { .. }) {
             return Ok(Reply::Now(not_modified(current)));
         }
         if current == since {
@@ -275,7 +276,7 @@ pub fn put(
     req: &mut Request,
     project: &str,
     raw_key: &str,
-) -> Result<Response, ApiError> {
+) -> Result<(Response, Change), ApiError> {
     let key = target(ctx, store, req, project, raw_key, Access::Write)?;
     let params = query::parse(req.head.query(), &["ttl"])?;
     let ttl = number(&params, "ttl", 1..=MAX_TTL_SECONDS)?;
@@ -283,7 +284,7 @@ pub fn put(
     check_conditions(req, store, project, &key)?;
     let expires_at = ttl.map(|t| store.clock() + t);
     let body = std::mem::take(&mut req.body);
-    let written = store
+    let (written, change) = store
         .put(project, &key, &body, content_type.as_deref(), expires_at)
         .map_err(quota_or_missing(project))?;
     let status = if written.created { 201 } else { 200 };
@@ -296,10 +297,9 @@ pub fn put(
     body.extend_from_slice(b",\"version\":");
     body.extend_from_slice(decimal(written.version).as_str().as_bytes());
     body.push(b'}');
-    Ok(
-        Response::bytes(status, "application/json", body)
-            .with_header("ETag", etag(written.version)),
-    )
+    let response = Response::bytes(status, "application/json", body)
+        .with_header("ETag", etag(written.version));
+    Ok((response, change))
 }
 
 pub fn delete(
@@ -308,14 +308,14 @@ pub fn delete(
     req: &Request,
     project: &str,
     raw_key: &str,
-) -> Result<Response, ApiError> {
+) -> Result<(Response, Change), ApiError> {
     let key = target(ctx, store, req, project, raw_key, Access::Write)?;
     query::none(req.head.query())?;
     check_conditions(req, store, project, &key)?;
-    store
+    let change = store
         .delete(project, &key)
         .map_err(|_| key_not_found(&key))?;
-    Ok(Response::empty(204))
+    Ok((Response::empty(204), change))
 }
 
 /// `POST /v1/kv/{p}/{key}?incr=N`: add N (default 1, may be negative); answers the new value.
@@ -325,7 +325,7 @@ pub fn incr(
     req: &Request,
     project: &str,
     raw_key: &str,
-) -> Result<Response, ApiError> {
+) -> Result<(Response, Change), ApiError> {
     let key = target(ctx, store, req, project, raw_key, Access::Write)?;
     let params = query::parse(req.head.query(), &["incr"])?;
     let Some(text) = query::get(&params, "incr") else {
@@ -344,7 +344,7 @@ pub fn incr(
         return Err(ApiError::bad_request("an increment takes no body"));
     }
     check_conditions(req, store, project, &key)?;
-    let (value, written) = store.incr(project, &key, delta).map_err(|e| match e {
+    let (value, written, change) = store.incr(project, &key, delta).map_err(|e| match e {
         StoreError::NotAnInteger => ApiError::new(
             409,
             "not_an_integer",
@@ -359,10 +359,9 @@ pub fn incr(
         ),
         other => quota_or_missing(project)(other),
     })?;
-    Ok(
-        Response::bytes(200, "text/plain", value.to_string().into_bytes())
-            .with_header("ETag", etag(written.version)),
-    )
+    let response = Response::bytes(200, "text/plain", value.to_string().into_bytes())
+        .with_header("ETag", etag(written.version));
+    Ok((response, change))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -419,7 +418,13 @@ fn text_line(key: &str, out: &mut Vec<u8>) {
     out.push(b'\n');
 }
 
-pub fn list(ctx: &Ctx, store: &Store, req: &Request, project: &str) -> Result<Reply, ApiError> {
+pub fn list(
+    ctx: &Ctx,
+    store: &Store,
+    req: &Request,
+    project: &str,
+    phase: WatchPhase,
+) -> Result<Reply, ApiError> {
     let scope = require_project(ctx, store, req, project, Access::Read)?;
     project_name(project)?;
     let params = query::parse(
@@ -454,15 +459,15 @@ pub fn list(ctx: &Ctx, store: &Store, req: &Request, project: &str) -> Result<Re
     let watch = number(&params, "watch", 1..=MAX_WATCH_SECONDS)?;
     let since = number(&params, "version", 0..=u64::MAX)?;
     if let Some(seconds) = watch {
-        let since = since.or(ctx.watch_since).unwrap_or(project_version);
-        match ctx.watch {
-            WatchPhase::TimedOut => {
+        let since = since.or(phase.since()).unwrap_or(project_version);
+        match phase {
+            WatchPhase::TimedOut { .. } => {
                 return Ok(Reply::Now(
                     Response::empty(304)
                         .with_header("X-Project-Version", project_version.to_string()),
                 ));
             }
-            WatchPhase::Fired => {}
+            WatchPhase::Fired { .. } => {}
             WatchPhase::Fresh => {
                 if !store.prefix_changed_since(project, prefix, since) {
                     return Ok(Reply::Watch(Watch {

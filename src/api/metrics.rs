@@ -9,7 +9,7 @@ use crate::store::Store;
 pub fn get(ctx: &Ctx, store: &Store, req: &Request) -> Result<Response, ApiError> {
     require_admin(ctx, store, req)?;
     query::none(req.head.query())?;
-    let text = ctx.metrics.render(store);
+    let text = ctx.status.metrics.render(store);
     Ok(Response::bytes(
         200,
         "text/plain; version=0.0.4; charset=utf-8",

@@ -1,7 +1,8 @@
 //! Routing and the request context: `Route::parse` turns a path into a typed route, `handle`
 //! checks the method, runs the resource's handler and turns its error into a response.
-//! Handlers live one resource per file; they take typed input and `&mut Store` and return a
-//! `Response` or an `ApiError`. Nothing here sees a socket or writes a file.
+//! Handlers live one resource per file; they take typed input and `&mut Store` and return an
+//! `Outcome`: the reply, and the `Change` they made for the commit to make durable. Nothing here
+//! sees a socket or writes a file.
 
 mod auth;
 mod backup;
@@ -15,52 +16,95 @@ mod projects;
 mod query;
 mod tokens;
 
-use std::collections::BTreeMap;
-
 use crate::config::Limits;
 use crate::error::ApiError;
 use crate::http::{Method, Request, Response};
-use crate::store::{Persistence, Store};
+use crate::status::Status;
+use crate::store::{Change, Persistence, Quota, Store};
 
-/// What every handler may read besides the store.
+/// What every handler may read besides the store: settings from config.json, and the server's
+/// status (problems for /health, counters for /metrics).
 pub struct Ctx {
     pub admin_token: String,
     pub limits: Limits,
     pub default_persistence: Persistence,
-    /// Projects that could not be saved, and why (shown by /health).
-    pub problems: BTreeMap<String, String>,
-    /// Set by the server while it re-runs a parked watch.
-    pub watch: WatchPhase,
-    /// The version a re-run watch was parked at (its `version`, or the current one then).
-    pub watch_since: Option<u64>,
     /// Origins whose browser apps may call the API (`*`: any).
     pub cors_origins: Vec<String>,
     /// The project the PyKV-compatible routes use; None turns them off.
     pub compat_project: Option<String>,
-    pub metrics: crate::metrics::Metrics,
+    pub status: Status,
 }
 
-/// Where a parked watch stands when its request is run.
+/// How a request with `?watch=` is being run: first, or again by the server after it parked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum WatchPhase {
     /// First run: park if nothing changed yet.
     #[default]
     Fresh,
-    /// A change to what it watches was committed: answer unless provably unchanged.
-    Fired,
+    /// A durable change to what it watches happened since `since`: answer unless provably
+    /// unchanged.
+    Fired { since: u64 },
     /// Its time ran out: answer 304.
-    TimedOut,
+    TimedOut { since: u64 },
+}
+
+impl WatchPhase {
+    /// The version a re-run watch was parked at (its `version`, or the current one then).
+    pub fn since(self) -> Option<u64> {
+        match self {
+            WatchPhase::Fresh => None,
+            WatchPhase::Fired { since } | WatchPhase::TimedOut { since } => Some(since),
+        }
+    }
 }
 
 pub use backup::{next_chunk, Cursor};
 
-/// What a handler returns: an answer now, a watch to park until a change or a timeout, or a
-/// head whose body the server streams from the store as the client reads it.
+/// What a handler returns: an answer, and what it changed in the store. The commit holds the
+/// answer until the change is as durable as the project's mode promises.
+#[derive(Debug)]
+pub struct Outcome {
+    pub reply: Reply,
+    pub change: Option<Change>,
+}
+
+impl Outcome {
+    pub fn changed(response: Response, change: Change) -> Outcome {
+        Outcome {
+            reply: Reply::Now(response),
+            change: Some(change),
+        }
+    }
+}
+
+impl From<Reply> for Outcome {
+    fn from(reply: Reply) -> Outcome {
+        Outcome {
+            reply,
+            change: None,
+        }
+    }
+}
+
+/// An answer now, a watch to park until a change or a timeout, a head whose body the server
+/// streams from the store as the client reads it, or a memory project's switch to a durable mode
+/// (answered once its first snapshot is written).
 #[derive(Debug)]
 pub enum Reply {
     Now(Response),
     Watch(Watch),
     Stream(Response, Cursor),
+    Convert(Conversion),
+}
+
+/// A memory project to write a first snapshot of, and the settings it gets once it is written.
+#[derive(Debug)]
+pub struct Conversion {
+    pub project: String,
+    pub mode: Persistence,
+    pub quota: Quota,
+    /// The answer to send once the switch is done.
+    pub response: Response,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,7 +178,7 @@ pub const ROUTES: &[(&str, &str)] = &[
 ];
 
 /// Which projects a request reads or writes (to order it against changes not yet durable).
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Touches<'a> {
     Nothing,
     One(&'a str),
@@ -270,28 +314,36 @@ pub fn is_mutation(method: &Method) -> bool {
     !matches!(method, Method::Get | Method::Head | Method::Options)
 }
 
-/// Answer one request whose path parsed to `route` (None: no such route). Every error becomes
-/// its JSON response here.
-pub fn handle(ctx: &mut Ctx, store: &mut Store, req: &mut Request, route: Option<&Route>) -> Reply {
-    dispatch(ctx, store, req, route).unwrap_or_else(|e| Reply::Now(e.into_response()))
-}
-
-fn dispatch(
-    ctx: &mut Ctx,
+/// Answer one request whose path parsed to `route` (None: no such route), in watch `phase`.
+/// Every error becomes its JSON response here.
+pub fn handle(
+    ctx: &Ctx,
     store: &mut Store,
     req: &mut Request,
     route: Option<&Route>,
-) -> Result<Reply, ApiError> {
-    let now = Reply::Now;
+    phase: WatchPhase,
+) -> Outcome {
+    dispatch(ctx, store, req, route, phase).unwrap_or_else(|e| Reply::Now(e.into_response()).into())
+}
+
+fn dispatch(
+    ctx: &Ctx,
+    store: &mut Store,
+    req: &mut Request,
+    route: Option<&Route>,
+    phase: WatchPhase,
+) -> Result<Outcome, ApiError> {
+    let now = |r: Response| Outcome::from(Reply::Now(r));
     let route = route.ok_or_else(ApiError::not_found)?;
     let method = &req.head.method;
     if *method == Method::Options {
-        return Ok(Reply::Now(cors::options(ctx, req, route)));
+        return Ok(now(cors::options(ctx, req, route)));
     }
     let allowed = route.allow().split(", ").any(|m| m == method.as_str());
     if !allowed {
         return Err(ApiError::method_not_allowed(route.allow()));
     }
+    let changed = |(r, c): (Response, Change)| Outcome::changed(r, c);
     match (route, method) {
         // Probes add cache-busting parameters; /health ignores its query.
         (Route::Health, _) => Ok(now(health::get(ctx))),
@@ -301,25 +353,25 @@ fn dispatch(
             "application/json",
             OPENAPI.as_bytes().to_vec(),
         ))),
-        (Route::Projects, Method::Post) => projects::create(ctx, store, req).map(now),
+        (Route::Projects, Method::Post) => projects::create(ctx, store, req).map(changed),
         (Route::Projects, _) => projects::list(ctx, store, req).map(now),
-        (Route::Project(p), Method::Patch) => projects::patch(ctx, store, req, p).map(now),
-        (Route::Project(p), Method::Delete) => projects::delete(ctx, store, req, p).map(now),
+        (Route::Project(p), Method::Patch) => projects::patch(ctx, store, req, p),
+        (Route::Project(p), Method::Delete) => projects::delete(ctx, store, req, p).map(changed),
         (Route::Project(p), _) => projects::get(ctx, store, req, p).map(now),
-        (Route::Tokens(p), Method::Post) => tokens::create(ctx, store, req, p).map(now),
+        (Route::Tokens(p), Method::Post) => tokens::create(ctx, store, req, p).map(changed),
         (Route::Tokens(p), _) => tokens::list(ctx, store, req, p).map(now),
-        (Route::Token(p, id), _) => tokens::revoke(ctx, store, req, p, id).map(now),
-        (Route::Export(p), _) => backup::export(ctx, store, req, p),
-        (Route::Import(p), _) => backup::import(ctx, store, req, p),
-        (Route::Keys(p), Method::Post) => batch::apply(ctx, store, req, p).map(now),
-        (Route::Keys(p), _) => keys::list(ctx, store, req, p),
-        (Route::Key(p, k), Method::Put) => keys::put(ctx, store, req, p, k).map(now),
-        (Route::Key(p, k), Method::Post) => keys::incr(ctx, store, req, p, k).map(now),
-        (Route::Key(p, k), Method::Delete) => keys::delete(ctx, store, req, p, k).map(now),
-        (Route::Key(p, k), _) => keys::get(ctx, store, req, p, k),
-        (Route::CompatPut(p), _) => compat::put(ctx, store, req, p).map(now),
+        (Route::Token(p, id), _) => tokens::revoke(ctx, store, req, p, id).map(changed),
+        (Route::Export(p), _) => backup::export(ctx, store, req, p).map(Outcome::from),
+        (Route::Import(p), _) => backup::import(ctx, store, req, p).map(changed),
+        (Route::Keys(p), Method::Post) => batch::apply(ctx, store, req, p).map(changed),
+        (Route::Keys(p), _) => keys::list(ctx, store, req, p, phase).map(Outcome::from),
+        (Route::Key(p, k), Method::Put) => keys::put(ctx, store, req, p, k).map(changed),
+        (Route::Key(p, k), Method::Post) => keys::incr(ctx, store, req, p, k).map(changed),
+        (Route::Key(p, k), Method::Delete) => keys::delete(ctx, store, req, p, k).map(changed),
+        (Route::Key(p, k), _) => keys::get(ctx, store, req, p, k, phase).map(Outcome::from),
+        (Route::CompatPut(p), _) => compat::put(ctx, store, req, p).map(changed),
         (Route::CompatGet(p, k), _) => compat::get(ctx, store, req, p, k).map(now),
-        (Route::CompatDelete(p, k), _) => compat::delete(ctx, store, req, p, k).map(now),
+        (Route::CompatDelete(p, k), _) => compat::delete(ctx, store, req, p, k).map(changed),
     }
 }
 

@@ -4,11 +4,11 @@ use serde::Deserialize;
 
 use super::auth::require_admin;
 use super::keys::project_not_found;
-use super::{query, Ctx};
+use super::{query, Conversion, Ctx, Outcome, Reply};
 use crate::auth::{self, Access, Source, Token};
 use crate::error::ApiError;
 use crate::http::{Request, Response};
-use crate::store::{self, Persistence, Project, Quota, Store};
+use crate::store::{self, Change, Persistence, Project, Quota, Store};
 
 pub fn summary(name: &str, p: &Project) -> serde_json::Value {
     serde_json::json!({
@@ -106,7 +106,7 @@ struct CreateBody {
     persistence: Option<Persistence>,
 }
 
-pub fn create(ctx: &Ctx, store: &mut Store, req: &Request) -> Result<Response, ApiError> {
+pub fn create(ctx: &Ctx, store: &mut Store, req: &Request) -> Result<(Response, Change), ApiError> {
     require_admin(ctx, store, req)?;
     query::none(req.head.query())?;
     let body: CreateBody = json_body(req)?;
@@ -123,13 +123,13 @@ pub fn create(ctx: &Ctx, store: &mut Store, req: &Request) -> Result<Response, A
         new_token("read", Access::Read, None)?,
     ];
     let mode = body.persistence.unwrap_or(ctx.default_persistence);
-    store
+    let change = store
         .create_project(&body.name, mode, tokens.clone())
         .map_err(|_| ApiError::internal("the project could not be created"))?;
     let p = store.project(&body.name).expect("created just above");
     let mut v = detail(&body.name, p);
     v["tokens"] = tokens.iter().map(|t| token_json(t, true)).collect();
-    Ok(Response::json(201, &v))
+    Ok((Response::json(201, &v), change))
 }
 
 pub fn get(ctx: &Ctx, store: &Store, req: &Request, name: &str) -> Result<Response, ApiError> {
@@ -165,12 +165,10 @@ fn in_config(name: &str, what: &str) -> ApiError {
     )
 }
 
-pub fn patch(
-    ctx: &Ctx,
-    store: &mut Store,
-    req: &Request,
-    name: &str,
-) -> Result<Response, ApiError> {
+/// Change persistence or quotas. A memory project switched to `sync` or `interval` first gets
+/// its whole content written to a snapshot (a slice per loop turn; the project waits meanwhile),
+/// and the answer comes once that is in place.
+pub fn patch(ctx: &Ctx, store: &mut Store, req: &Request, name: &str) -> Result<Outcome, ApiError> {
     require_admin(ctx, store, req)?;
     query::none(req.head.query())?;
     let p = existing(store, name)?;
@@ -183,19 +181,31 @@ pub fn patch(
         max_keys: body.max_keys.unwrap_or(old_quota.max_keys),
         max_bytes: body.max_bytes.unwrap_or(old_quota.max_bytes),
     };
-    if quota != old_quota {
-        store
-            .set_quota(name, quota)
-            .map_err(|_| project_not_found(name))?;
+    let mode = body.persistence.unwrap_or(old_mode);
+    if old_mode == Persistence::Memory && mode != Persistence::Memory {
+        let mut v = detail(name, p);
+        v["persistence"] = mode.as_str().into();
+        v["max_keys"] = quota.max_keys.into();
+        v["max_bytes"] = quota.max_bytes.into();
+        return Ok(Reply::Convert(Conversion {
+            project: name.to_string(),
+            mode,
+            quota,
+            response: Response::json(200, &v),
+        })
+        .into());
     }
-    match body.persistence {
-        Some(mode) if mode != old_mode => store
-            .set_persistence(name, mode)
-            .map_err(|_| project_not_found(name))?,
-        _ => {}
+    if (mode, quota) == (old_mode, old_quota) {
+        return Ok(Reply::Now(Response::json(200, &detail(name, p))).into());
     }
+    let change = store
+        .set_settings(name, mode, quota)
+        .map_err(|_| project_not_found(name))?;
     let p = store.project(name).expect("checked above");
-    Ok(Response::json(200, &detail(name, p)))
+    Ok(Outcome::changed(
+        Response::json(200, &detail(name, p)),
+        change,
+    ))
 }
 
 pub fn delete(
@@ -203,15 +213,15 @@ pub fn delete(
     store: &mut Store,
     req: &Request,
     name: &str,
-) -> Result<Response, ApiError> {
+) -> Result<(Response, Change), ApiError> {
     require_admin(ctx, store, req)?;
     query::none(req.head.query())?;
     let p = existing(store, name)?;
     if p.source() == Source::Config {
         return Err(in_config(name, "remove it"));
     }
-    store
+    let change = store
         .delete_project(name)
         .map_err(|_| project_not_found(name))?;
-    Ok(Response::empty(204))
+    Ok((Response::empty(204), change))
 }

@@ -9,7 +9,7 @@ use super::{query, Ctx};
 use crate::auth::{Access, Source};
 use crate::error::ApiError;
 use crate::http::{Request, Response};
-use crate::store::Store;
+use crate::store::{Change, Store};
 
 pub fn list(ctx: &Ctx, store: &Store, req: &Request, project: &str) -> Result<Response, ApiError> {
     require_admin(ctx, store, req)?;
@@ -36,7 +36,7 @@ pub fn create(
     store: &mut Store,
     req: &Request,
     project: &str,
-) -> Result<Response, ApiError> {
+) -> Result<(Response, Change), ApiError> {
     require_admin(ctx, store, req)?;
     query::none(req.head.query())?;
     existing(store, project)?;
@@ -60,10 +60,10 @@ pub fn create(
         ));
     }
     let token = new_token(&body.label, body.access, body.prefix)?;
-    store
+    let change = store
         .add_token(project, token.clone())
         .map_err(|_| ApiError::internal("the token could not be added"))?;
-    Ok(Response::json(201, &token_json(&token, true)))
+    Ok((Response::json(201, &token_json(&token, true)), change))
 }
 
 pub fn revoke(
@@ -72,7 +72,7 @@ pub fn revoke(
     req: &Request,
     project: &str,
     id: &str,
-) -> Result<Response, ApiError> {
+) -> Result<(Response, Change), ApiError> {
     require_admin(ctx, store, req)?;
     query::none(req.head.query())?;
     let p = existing(store, project)?;
@@ -95,6 +95,6 @@ pub fn revoke(
             "this token is declared in config.json: remove it there and restart",
         ));
     }
-    store.revoke_token(project, id).map_err(|_| not_found())?;
-    Ok(Response::empty(204))
+    let (_, change) = store.revoke_token(project, id).map_err(|_| not_found())?;
+    Ok((Response::empty(204), change))
 }

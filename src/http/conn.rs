@@ -1,6 +1,6 @@
 //! One client connection: its buffers, its timeouts and the state machine that turns bytes into
 //! requests and responses into bytes. It never sees the store or a route: the server hands each
-//! complete request to the router and gives back a `Response`.
+//! complete request to the router and gives back a `Response`, or parks something on it.
 
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
@@ -52,45 +52,12 @@ enum BodyFraming {
     Chunked(Chunked),
 }
 
-/// A request the server could not answer yet (see server.rs for why).
-pub enum Waiting {
-    /// A response that may go out only once its project's snapshot is durable.
-    Held {
-        project: String,
-        response: Response,
-        request: Request,
-        started: Instant,
-        /// The route's metrics label.
-        label: &'static str,
-    },
-    /// A request that must not read its project until pending changes are durable.
-    Deferred {
-        request: Request,
-        started: Instant,
-        /// A re-run watch keeps where it stood: (phase, version it waits on, deadline).
-        watch: Option<(crate::api::WatchPhase, u64, Instant)>,
-    },
-    /// A response body being produced chunk by chunk as the client reads it.
-    Streaming {
-        request: Request,
-        started: Instant,
-        label: &'static str,
-        cursor: crate::api::Cursor,
-        /// Body bytes sent so far (for the log).
-        sent: usize,
-    },
-    /// A watch parked until a change to `target` in `project`, or `deadline`.
-    Watch {
-        request: Request,
-        started: Instant,
-        deadline: Instant,
-        project: String,
-        target: crate::api::WatchTarget,
-        since: u64,
-    },
-}
-
-pub struct Conn {
+/// One connection. `W` is what the server parks on it while its request cannot be answered yet
+/// (this layer only asks whether something is parked: then it reads no further requests and
+/// applies no timeouts).
+pub struct Conn<W> {
+    /// Tells this connection from a later one in the same slot.
+    pub id: u64,
     pub stream: TcpStream,
     inbuf: Vec<u8>,
     out: Vec<u8>,
@@ -104,16 +71,17 @@ pub struct Conn {
     last_activity: Instant,
     /// When the first byte of the current request head arrived.
     head_started: Option<Instant>,
-    pub waiting: Option<Waiting>,
+    pub waiting: Option<W>,
     /// Set once the connection should be dropped.
     pub dead: bool,
     /// Whether the body being streamed is chunk-framed (HTTP/1.1) or ends with the connection.
     chunked: bool,
 }
 
-impl Conn {
-    pub fn new(stream: TcpStream, now: Instant) -> Conn {
+impl<W> Conn<W> {
+    pub fn new(stream: TcpStream, now: Instant, id: u64) -> Conn<W> {
         Conn {
+            id,
             stream,
             inbuf: Vec::new(),
             out: Vec::new(),

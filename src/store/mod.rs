@@ -1,14 +1,17 @@
 //! Projects and their keys, in memory, behind a small method API.
-//! No I/O and no HTTP: persistence reads this through `Project`'s getters, and sync-mode changes
-//! keep an undo log here until the server says their snapshot is durable (`commit`) or failed
-//! (`rollback`).
+//! No I/O and no HTTP: persistence reads this through `Project`'s getters. Every call that changes
+//! something returns a `Change` saying what it did and how to undo it; the store keeps none of
+//! them (the commit does, until the change is durable).
 
+mod change;
 mod record;
 
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 
+pub use change::Change;
+use change::Undo;
 pub use record::{
     Record, ValueRef, DEFAULT_CONTENT_TYPE, MAX_CONTENT_TYPE, MAX_EXPIRES_AT, MAX_KEY,
 };
@@ -19,9 +22,10 @@ use crate::auth::{self, Access, Source, Token};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Persistence {
-    /// Answered only once a snapshot holding the change is durable.
+    /// Answered only once the change is in the journal and fdatasynced.
     Sync,
-    /// Answered at once; the project is snapshotted on the next timer tick.
+    /// Answered once the change is in the journal (written, not yet synced); the journal is
+    /// fdatasynced every `interval_ms`.
     Interval,
     /// Never written.
     Memory,
@@ -71,8 +75,6 @@ pub struct Project {
     version: u64,
     /// Sum of key and value lengths.
     bytes: u64,
-    /// Changed since its last successful snapshot.
-    dirty: bool,
     /// Recent removals (version, key), so a prefix watch can tell a deletion happened.
     deletions: VecDeque<(u64, Box<str>)>,
     /// The newest version dropped from `deletions` (0: none dropped yet).
@@ -92,7 +94,6 @@ impl Project {
             keys: BTreeSet::new(),
             version: 0,
             bytes: 0,
-            dirty: false,
             deletions: VecDeque::new(),
             deletions_forgotten_upto: 0,
         }
@@ -118,7 +119,6 @@ impl Project {
             keys,
             version: version.max(top),
             bytes,
-            dirty: false,
             deletions: VecDeque::new(),
             // Deletions before the restart are unknown: prefix watches on older versions wake.
             deletions_forgotten_upto: version.max(top),
@@ -154,6 +154,58 @@ impl Project {
     /// Every key in byte order, for snapshots.
     pub fn entries(&self) -> impl Iterator<Item = (&str, ValueRef<'_>)> {
         self.keys.iter().map(|r| (r.key(), r.value()))
+    }
+    /// Up to `n` records after `after` (from the first when None), in byte order: a snapshot
+    /// written a slice at a time across loop turns.
+    pub fn records_after(&self, after: Option<&str>, n: usize) -> impl Iterator<Item = &Record> {
+        use std::ops::Bound;
+        let start = match after {
+            Some(a) => Bound::Excluded(a.as_bytes()),
+            None => Bound::Unbounded,
+        };
+        self.keys
+            .range::<[u8], _>((start, Bound::Unbounded))
+            .take(n)
+    }
+    /// The record of `key`, expired or not (the journal writes what the store holds).
+    pub fn record(&self, key: &str) -> Option<&Record> {
+        self.keys.get(key.as_bytes())
+    }
+
+    // ---- replay: persistence rebuilding a project from its journal (never the live store) ----
+
+    /// A journal's key record: the key now holds `record`.
+    pub fn replay_put(&mut self, record: Record) {
+        self.bytes += record.size() as u64;
+        self.version = self.version.max(record.version());
+        if let Some(old) = self.keys.replace(record) {
+            self.bytes -= old.size() as u64;
+        }
+    }
+    /// A journal's removal: the key is absent.
+    pub fn replay_delete(&mut self, key: &str) {
+        if let Some(old) = self.keys.take(key.as_bytes()) {
+            self.bytes -= old.size() as u64;
+        }
+    }
+    /// A journal's settings and tokens record.
+    pub fn replay_meta(
+        &mut self,
+        persistence: Persistence,
+        quota: Quota,
+        source: Source,
+        tokens: Vec<Token>,
+    ) {
+        self.persistence = persistence;
+        self.quota = quota;
+        self.source = source;
+        self.tokens = tokens;
+    }
+    /// The project had handed out versions up to `version` (deletions leave no record).
+    pub fn replay_version(&mut self, version: u64) {
+        self.version = self.version.max(version);
+        // Removals replayed are not in `deletions`: prefix watches on older versions wake.
+        self.deletions_forgotten_upto = self.version;
     }
     /// A project loaded from its file that config.json no longer declares: it and its tokens
     /// now belong to the API (and can be deleted or revoked there).
@@ -224,30 +276,10 @@ pub enum StoreError {
     Overflow,
 }
 
-/// How to take back one change whose snapshot failed.
-#[derive(Debug)]
-enum Undo {
-    Key {
-        key: Box<str>,
-        old: Option<Record>,
-    },
-    Meta {
-        persistence: Persistence,
-        quota: Quota,
-        tokens: Vec<Token>,
-    },
-    Created,
-    Deleted(Box<Project>),
-}
-
-/// All projects, plus the undo logs of changes whose snapshot is not yet durable.
+/// All projects, and the index of keys with an expiry.
 #[derive(Debug, Default)]
 pub struct Store {
     projects: HashMap<String, Project, BuildHasherDefault<Fnv>>,
-    pending: HashMap<String, Vec<Undo>>,
-    /// The project whose undo log grew last, so the server knows which snapshot an answer
-    /// must wait for.
-    last_recorded: Option<String>,
     max_keys: Option<usize>,
     /// Unix seconds, set by the server each loop turn: a key whose `expires_at` is not after
     /// this is absent.
@@ -255,10 +287,6 @@ pub struct Store {
     /// (expires_at, project, key) for every key with an expiry, so the sweep finds due keys
     /// without scanning.
     expiry: BTreeSet<(u64, String, Box<str>)>,
-    /// Keys changed since the server last asked (see `take_changes`), noted only while
-    /// `tracking` (someone watches): most writes have no one to tell.
-    changed: Vec<(String, Box<str>)>,
-    tracking: bool,
 }
 
 /// A Content-Type worth storing: printable ASCII, at most `MAX_CONTENT_TYPE` bytes.
@@ -350,121 +378,46 @@ impl Store {
         self.projects.get_mut(name)
     }
 
-    // ---- durability bookkeeping ----
+    // ---- undo ----
 
-    /// True while `name` has changes waiting for their snapshot.
-    pub fn is_pending(&self, name: &str) -> bool {
-        self.pending.contains_key(name)
-    }
-
-    pub fn any_pending(&self) -> bool {
-        !self.pending.is_empty()
-    }
-
-    pub fn pending_projects(&self) -> Vec<String> {
-        self.pending.keys().cloned().collect()
-    }
-
-    /// The snapshot holding `name`'s pending changes is durable: forget how to undo them.
-    pub fn commit(&mut self, name: &str) {
-        for u in self.pending.remove(name).unwrap_or_default() {
-            if let Undo::Key { key, .. } = u {
-                if self.tracking {
-                    self.changed.push((name.to_string(), key));
-                }
-            }
-        }
-        self.mark_clean(name);
-    }
-
-    /// The snapshot failed: undo `name`'s pending changes, newest first.
-    pub fn rollback(&mut self, name: &str) {
-        let Some(undo) = self.pending.remove(name) else {
-            return;
-        };
-        for u in undo.into_iter().rev() {
-            match u {
+    /// Take back `change` (its write failed), newest step first. Changes to the same project
+    /// must be undone newest first too: the commit undoes a whole group in reverse.
+    pub fn undo(&mut self, change: Change) {
+        let name = change.project;
+        for step in change.steps.into_iter().rev() {
+            match step {
                 Undo::Created => {
-                    self.projects.remove(name);
+                    if let Some(p) = self.projects.remove(&name) {
+                        self.forget_expiries(&name, &p);
+                    }
                 }
                 Undo::Deleted(p) => {
-                    self.projects.insert(name.to_string(), *p);
+                    self.insert_loaded(name.clone(), *p);
                 }
                 Undo::Meta {
                     persistence,
                     quota,
                     tokens,
                 } => {
-                    if let Some(p) = self.projects.get_mut(name) {
+                    if let Some(p) = self.projects.get_mut(&name) {
                         p.persistence = persistence;
                         p.quota = quota;
                         p.tokens = tokens;
                     }
                 }
                 Undo::Key { key, old } => {
-                    self.swap(name, &key, old);
+                    self.swap(&name, &key, old);
                 }
             }
         }
     }
 
-    /// Projects changed since their last snapshot that no sync write is about to save:
-    /// `interval` projects, and `sync` projects whose keys expired.
-    pub fn unsaved_projects(&self) -> Vec<String> {
-        self.projects
-            .iter()
-            .filter(|(n, p)| {
-                p.dirty && p.persistence != Persistence::Memory && !self.pending.contains_key(*n)
-            })
-            .map(|(n, _)| n.clone())
-            .collect()
-    }
-
-    pub fn mark_clean(&mut self, name: &str) {
-        if let Some(p) = self.projects.get_mut(name) {
-            p.dirty = false;
+    fn forget_expiries(&mut self, name: &str, p: &Project) {
+        for r in &p.keys {
+            if let Some(t) = r.expires_at() {
+                self.expiry.remove(&(t, name.to_string(), r.key().into()));
+            }
         }
-    }
-
-    fn record(&mut self, name: &str, undo: Undo) {
-        self.pending.entry(name.to_string()).or_default().push(undo);
-        self.last_recorded = Some(name.to_string());
-    }
-
-    /// The project the last change was recorded for, if any since the previous call.
-    pub fn take_last_recorded(&mut self) -> Option<String> {
-        self.last_recorded.take()
-    }
-
-    /// A key change: sync projects keep an undo entry, interval projects become dirty.
-    fn record_key(&mut self, name: &str, key: &str, old: Option<Record>) {
-        let Some(p) = self.projects.get_mut(name) else {
-            return;
-        };
-        p.dirty = true;
-        if p.persistence == Persistence::Sync {
-            self.record(
-                name,
-                Undo::Key {
-                    key: key.into(),
-                    old,
-                },
-            );
-        } else if self.tracking {
-            self.changed.push((name.to_string(), key.into()));
-        }
-    }
-
-    /// A settings or token change: saved at once in any mode but memory.
-    fn record_meta(&mut self, name: &str, before: Undo, was: Persistence) {
-        let Some(p) = self.projects.get_mut(name) else {
-            return;
-        };
-        if was == Persistence::Memory && p.persistence == Persistence::Memory {
-            return;
-        }
-        p.dirty = true;
-        self.record(name, before);
     }
 
     // ---- projects ----
@@ -474,28 +427,25 @@ impl Store {
         name: &str,
         persistence: Persistence,
         tokens: Vec<Token>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Change, StoreError> {
         if self.projects.contains_key(name) {
             return Err(StoreError::ProjectExists);
         }
-        let mut p = Project::new(persistence, Source::Api, tokens);
-        p.dirty = persistence != Persistence::Memory;
-        self.projects.insert(name.to_string(), p);
-        if persistence != Persistence::Memory {
-            self.record(name, Undo::Created);
-        }
-        Ok(())
+        self.projects.insert(
+            name.to_string(),
+            Project::new(persistence, Source::Api, tokens),
+        );
+        Ok(Change::new(name, vec![Undo::Created]))
     }
 
-    pub fn delete_project(&mut self, name: &str) -> Result<(), StoreError> {
+    pub fn delete_project(&mut self, name: &str) -> Result<Change, StoreError> {
         let p = self
             .projects
             .remove(name)
             .ok_or(StoreError::ProjectNotFound)?;
-        if p.persistence != Persistence::Memory {
-            self.record(name, Undo::Deleted(Box::new(p)));
-        }
-        Ok(())
+        // Its keys leave the expiry index: a new project of the same name must not inherit them.
+        self.forget_expiries(name, &p);
+        Ok(Change::new(name, vec![Undo::Deleted(Box::new(p))]))
     }
 
     /// Change a project's settings or tokens through `f`, keeping how to undo it.
@@ -503,7 +453,7 @@ impl Store {
         &mut self,
         name: &str,
         f: impl FnOnce(&mut Project) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
+    ) -> Result<(T, Change), StoreError> {
         let p = self
             .projects
             .get_mut(name)
@@ -513,35 +463,35 @@ impl Store {
             quota: p.quota,
             tokens: p.tokens.clone(),
         };
-        let was = p.persistence;
         let out = f(p)?;
-        self.record_meta(name, before, was);
-        Ok(out)
+        Ok((out, Change::new(name, vec![before])))
     }
 
-    pub fn set_persistence(&mut self, name: &str, mode: Persistence) -> Result<(), StoreError> {
+    /// Set a project's persistence and quota (as given, changed or not) in one change.
+    pub fn set_settings(
+        &mut self,
+        name: &str,
+        mode: Persistence,
+        quota: Quota,
+    ) -> Result<Change, StoreError> {
         self.change_meta(name, |p| {
             p.persistence = mode;
-            Ok(())
-        })
-    }
-
-    pub fn set_quota(&mut self, name: &str, quota: Quota) -> Result<(), StoreError> {
-        self.change_meta(name, |p| {
             p.quota = quota;
             Ok(())
         })
+        .map(|((), c)| c)
     }
 
-    pub fn add_token(&mut self, name: &str, token: Token) -> Result<(), StoreError> {
+    pub fn add_token(&mut self, name: &str, token: Token) -> Result<Change, StoreError> {
         self.change_meta(name, |p| {
             p.tokens.push(token);
             Ok(())
         })
+        .map(|((), c)| c)
     }
 
     /// Remove an API token; config tokens are the caller's to refuse before calling this.
-    pub fn revoke_token(&mut self, name: &str, id: &str) -> Result<Token, StoreError> {
+    pub fn revoke_token(&mut self, name: &str, id: &str) -> Result<(Token, Change), StoreError> {
         self.change_meta(name, |p| {
             let i = p
                 .tokens
@@ -657,7 +607,7 @@ impl Store {
         data: &[u8],
         content_type: Option<&str>,
         expires_at: Option<u64>,
-    ) -> Result<Written, StoreError> {
+    ) -> Result<(Written, Change), StoreError> {
         self.check_quota(project, key, data.len())?;
         let p = self
             .projects
@@ -675,18 +625,29 @@ impl Store {
         );
         let old = self.swap(project, key, Some(record));
         let created = old.as_ref().is_none_or(|o| !self.live(o.expires_at()));
-        self.record_key(project, key, old);
-        Ok(Written { created, version })
+        let change = Change::new(
+            project,
+            vec![Undo::Key {
+                key: key.into(),
+                old,
+            }],
+        );
+        Ok((Written { created, version }, change))
     }
 
-    pub fn delete(&mut self, project: &str, key: &str) -> Result<u64, StoreError> {
+    pub fn delete(&mut self, project: &str, key: &str) -> Result<Change, StoreError> {
         self.get(project, key)?;
         let old = self.swap(project, key, None);
         let p = self.projects.get_mut(project).expect("checked by get");
         let version = p.next_version();
         p.note_deletion(version, key);
-        self.record_key(project, key, old);
-        Ok(version)
+        Ok(Change::new(
+            project,
+            vec![Undo::Key {
+                key: key.into(),
+                old,
+            }],
+        ))
     }
 
     /// Add `delta` to a counter: a missing key counts as 0; the expiry and Content-Type stay.
@@ -695,7 +656,7 @@ impl Store {
         project: &str,
         key: &str,
         delta: i64,
-    ) -> Result<(i64, Written), StoreError> {
+    ) -> Result<(i64, Written, Change), StoreError> {
         let (current, content_type, expires_at) = match self.get(project, key) {
             Ok(v) => {
                 let text = std::str::from_utf8(v.data).map_err(|_| StoreError::NotAnInteger)?;
@@ -706,14 +667,14 @@ impl Store {
             Err(e) => return Err(e),
         };
         let next = current.checked_add(delta).ok_or(StoreError::Overflow)?;
-        let written = self.put(
+        let (written, change) = self.put(
             project,
             key,
             next.to_string().as_bytes(),
             content_type.as_deref(),
             expires_at,
         )?;
-        Ok((next, written))
+        Ok((next, written, change))
     }
 
     /// Apply `ops` all or nothing, as one change with one version. On failure nothing changed
@@ -722,39 +683,37 @@ impl Store {
         &mut self,
         project: &str,
         ops: Vec<BatchOp>,
-    ) -> Result<(u64, Vec<BatchDone>), (usize, BatchFail)> {
+    ) -> Result<(u64, Vec<BatchDone>, Change), (usize, BatchFail)> {
         let Some(p) = self.projects.get(project) else {
             return Err((0, BatchFail::ProjectNotFound));
         };
         let version = p.version + 1;
-        let mut undo: Vec<(Box<str>, Option<Record>)> = Vec::new();
+        let mut steps: Vec<Undo> = Vec::new();
         let mut done = Vec::with_capacity(ops.len());
         for (i, op) in ops.into_iter().enumerate() {
-            match self.batch_op(project, op, version, &mut undo) {
+            match self.batch_op(project, op, version, &mut steps) {
                 Ok(d) => done.push(d),
                 Err(fail) => {
-                    for (key, old) in undo.into_iter().rev() {
-                        self.swap(project, &key, old);
-                    }
+                    self.undo(Change::new(project, steps));
                     return Err((i, fail));
                 }
             }
         }
-        if undo.is_empty() {
+        if steps.is_empty() {
             // Only checks: nothing changed, no version is used.
-            return Ok((self.projects[project].version, done));
+            let version = self.projects[project].version;
+            return Ok((version, done, Change::new(project, steps)));
         }
         let p = self.projects.get_mut(project).expect("checked above");
         p.version = version;
-        for (key, _) in &undo {
-            if !p.keys.contains(key.as_bytes()) {
-                p.note_deletion(version, key);
+        for step in &steps {
+            if let Undo::Key { key, .. } = step {
+                if !p.keys.contains(key.as_bytes()) {
+                    p.note_deletion(version, key);
+                }
             }
         }
-        for (key, old) in undo {
-            self.record_key(project, &key, old);
-        }
-        Ok((version, done))
+        Ok((version, done, Change::new(project, steps)))
     }
 
     fn batch_op(
@@ -762,7 +721,7 @@ impl Store {
         project: &str,
         op: BatchOp,
         version: u64,
-        undo: &mut Vec<(Box<str>, Option<Record>)>,
+        steps: &mut Vec<Undo>,
     ) -> Result<BatchDone, BatchFail> {
         let expect = |want: Option<u64>, actual: u64| match want {
             Some(w) if w != actual => Err(BatchFail::Version {
@@ -786,7 +745,10 @@ impl Store {
                     return Ok(BatchDone::Delete { deleted: false });
                 }
                 let old = self.swap(project, &key, None);
-                undo.push((key.into_boxed_str(), old));
+                steps.push(Undo::Key {
+                    key: key.into_boxed_str(),
+                    old,
+                });
                 Ok(BatchDone::Delete { deleted: true })
             }
             BatchOp::Put {
@@ -813,7 +775,10 @@ impl Store {
                     },
                 );
                 let old = self.swap(project, &key, Some(record));
-                undo.push((key.into_boxed_str(), old));
+                steps.push(Undo::Key {
+                    key: key.into_boxed_str(),
+                    old,
+                });
                 Ok(BatchDone::Put {
                     created: actual == 0,
                     version,
@@ -824,13 +789,13 @@ impl Store {
 
     /// Load `entries` (later duplicates win) as one change with one version: `replace` first
     /// removes every key not among them. All or nothing: a quota refuses the whole import.
-    /// Returns the version used and how many keys `replace` removed.
+    /// Returns the version used, how many keys `replace` removed, and the change.
     pub fn import(
         &mut self,
         project: &str,
         entries: Vec<(String, Value)>,
         replace: bool,
-    ) -> Result<(u64, usize), StoreError> {
+    ) -> Result<(u64, usize, Change), StoreError> {
         let p = self
             .projects
             .get(project)
@@ -878,26 +843,30 @@ impl Store {
             }
         }
         if incoming.is_empty() && removing.is_empty() {
-            return Ok((p.version, 0));
+            return Ok((p.version, 0, Change::new(project, Vec::new())));
         }
         let version = p.version + 1;
         let removed = removing.len();
+        let mut steps = Vec::with_capacity(removed + incoming.len());
         for key in removing {
             let old = self.swap(project, &key, None);
             if let Some(p) = self.projects.get_mut(project) {
                 p.note_deletion(version, &key);
             }
-            self.record_key(project, &key, old);
+            steps.push(Undo::Key { key, old });
         }
         for (key, mut value) in incoming {
             value.version = version;
             let old = self.swap(project, &key, Some(Record::new(&key, value.as_ref())));
-            self.record_key(project, &key, old);
+            steps.push(Undo::Key {
+                key: key.into_boxed_str(),
+                old,
+            });
         }
         if let Some(p) = self.projects.get_mut(project) {
             p.version = version;
         }
-        Ok((version, removed))
+        Ok((version, removed, Change::new(project, steps)))
     }
 
     /// Up to `limit` live keys starting with `prefix` and after `after`, in byte order, and the
@@ -986,40 +955,26 @@ impl Store {
     }
 
     /// Remove up to `budget` keys whose time has come, oldest first (the index makes this cost
-    /// what it removes, not the size of the store). Returns how many were removed.
-    pub fn expire_due(&mut self, budget: usize) -> usize {
-        let mut removed = 0;
-        while removed < budget {
+    /// what it removes, not the size of the store). Each removal is a change like a DELETE's.
+    pub fn expire_due(&mut self, budget: usize) -> Vec<Change> {
+        let mut changes = Vec::new();
+        while changes.len() < budget {
             let Some((t, project, key)) = self.expiry.first().cloned() else {
                 break;
             };
             if t > self.clock {
                 break;
             }
-            self.swap(&project, &key, None);
+            let old = self.swap(&project, &key, None);
             self.expiry.remove(&(t, project.clone(), key.clone()));
-            if let Some(p) = self.projects.get_mut(&project) {
-                let version = p.next_version();
-                p.note_deletion(version, &key);
-                p.dirty = true;
-            }
-            if self.tracking {
-                self.changed.push((project, key));
-            }
-            removed += 1;
+            let Some(p) = self.projects.get_mut(&project) else {
+                continue;
+            };
+            let version = p.next_version();
+            p.note_deletion(version, &key);
+            changes.push(Change::new(&project, vec![Undo::Key { key, old }]));
         }
-        removed
-    }
-
-    /// Note changed keys for `take_changes` from now on (true) or not (false). A watch checks the
-    /// store's state when it parks, so nothing before it needs noting.
-    pub fn track_changes(&mut self, on: bool) {
-        self.tracking = on;
-    }
-
-    /// Keys changed (durably, for sync projects) since the last call, for watchers.
-    pub fn take_changes(&mut self) -> Vec<(String, Box<str>)> {
-        std::mem::take(&mut self.changed)
+        changes
     }
 }
 
@@ -1069,8 +1024,7 @@ mod tests {
 
     fn store_with(mode: Persistence) -> Store {
         let mut s = Store::new(None);
-        s.create_project("p", mode, vec![]).unwrap();
-        s.commit("p");
+        let _created = s.create_project("p", mode, vec![]).unwrap();
         s
     }
 
@@ -1078,7 +1032,7 @@ mod tests {
     fn listing_pages_in_byte_order_within_the_prefix() {
         let mut s = store_with(Persistence::Memory);
         for k in ["b/2", "a", "b/1", "b/3", "c"] {
-            s.put("p", k, b"", None, None).unwrap();
+            let _ = s.put("p", k, b"", None, None).unwrap();
         }
         let (keys, next) = s.list("p", "b/", None, 2).unwrap();
         let keys: Vec<&str> = keys.iter().map(|(k, _)| *k).collect();
@@ -1091,48 +1045,120 @@ mod tests {
     }
 
     #[test]
-    fn rollback_restores_keys_bytes_and_tokens() {
+    fn undo_restores_keys_bytes_and_the_expiry_index_newest_first() {
         let mut s = store_with(Persistence::Sync);
-        s.put("p", "k", b"old", None, None).unwrap();
-        s.commit("p");
-        s.put("p", "k", b"newer", None, None).unwrap();
-        s.put("p", "x", b"1", None, None).unwrap();
-        s.delete("p", "x").unwrap();
-        s.rollback("p");
+        let _ = s.put("p", "k", b"old", None, Some(100)).unwrap();
+        let (_, a) = s.put("p", "k", b"newer", None, None).unwrap();
+        let (_, b) = s.put("p", "x", b"1", None, Some(50)).unwrap();
+        let c = s.delete("p", "x").unwrap();
+        assert_eq!(a.keys().collect::<Vec<_>>(), ["k"]);
+        for change in [c, b, a] {
+            s.undo(change);
+        }
         assert_eq!(s.get("p", "k").unwrap().data, b"old");
+        assert_eq!(s.get("p", "k").unwrap().expires_at, Some(100));
         assert_eq!(s.get("p", "x"), Err(StoreError::KeyNotFound));
         assert_eq!(s.project("p").unwrap().bytes(), 4);
-        assert!(!s.is_pending("p"));
+        assert_eq!(s.next_expiry(), Some(100));
     }
 
     #[test]
-    fn rollback_of_a_created_project_removes_it_and_of_a_deleted_one_restores_it() {
+    fn undo_of_a_created_project_removes_it_and_of_a_deleted_one_restores_it() {
         let mut s = Store::new(None);
-        s.create_project("n", Persistence::Sync, vec![]).unwrap();
-        s.rollback("n");
+        let created = s.create_project("n", Persistence::Sync, vec![]).unwrap();
+        assert!(created.creates_or_deletes());
+        s.undo(created);
         assert!(s.project("n").is_none());
         let mut s = store_with(Persistence::Sync);
-        s.delete_project("p").unwrap();
-        s.rollback("p");
-        assert!(s.project("p").is_some());
+        let _ = s.put("p", "t", b"v", None, Some(100)).unwrap();
+        let deleted = s.delete_project("p").unwrap();
+        assert_eq!(
+            s.next_expiry(),
+            None,
+            "a deleted project's keys leave the index"
+        );
+        s.undo(deleted);
+        assert_eq!(s.get("p", "t").unwrap().data, b"v");
+        assert_eq!(s.next_expiry(), Some(100));
     }
 
     #[test]
-    fn memory_and_interval_changes_leave_no_undo_log() {
-        let mut s = store_with(Persistence::Interval);
-        s.put("p", "k", b"v", None, None).unwrap();
-        assert!(!s.is_pending("p"));
-        assert_eq!(s.unsaved_projects(), ["p"]);
+    fn a_recreated_project_does_not_inherit_the_old_ones_expiries() {
+        let mut s = store_with(Persistence::Memory);
+        let _ = s.put("p", "k", b"old", None, Some(100)).unwrap();
+        let _ = s.delete_project("p").unwrap();
+        let _ = s.create_project("p", Persistence::Memory, vec![]).unwrap();
+        let _ = s.put("p", "k", b"new", None, None).unwrap();
+        s.set_clock(200);
+        assert!(s.expire_due(10).is_empty());
+        assert_eq!(s.get("p", "k").unwrap().data, b"new");
+    }
+
+    #[test]
+    fn a_failed_batch_changes_nothing_and_an_undone_one_restores_versions() {
+        let mut s = store_with(Persistence::Sync);
+        let (w, _) = s.put("p", "a", b"1", None, None).unwrap();
+        let put = |key: &str, version| BatchOp::Put {
+            key: key.into(),
+            data: b"2".to_vec(),
+            content_type: None,
+            expires_at: None,
+            version,
+        };
+        let err = s.batch("p", vec![put("b", None), put("a", Some(99))]);
+        assert!(matches!(err, Err((1, BatchFail::Version { .. }))));
+        assert_eq!(s.get("p", "b"), Err(StoreError::KeyNotFound));
+        let (v, _, change) = s.batch("p", vec![put("a", None), put("b", None)]).unwrap();
+        assert_eq!(v, w.version + 1);
+        assert_eq!(s.current_version("p", "b"), v);
+        s.undo(change);
+        assert_eq!(s.current_version("p", "a"), w.version);
+        assert_eq!(s.get("p", "a").unwrap().data, b"1");
+        assert_eq!(s.project("p").unwrap().bytes(), 2);
+    }
+
+    #[test]
+    fn an_undone_replace_import_brings_back_every_key() {
+        let mut s = store_with(Persistence::Sync);
+        for k in ["a", "b"] {
+            let _ = s.put("p", k, b"old", None, None).unwrap();
+        }
+        let value = Value {
+            data: b"new".to_vec().into_boxed_slice(),
+            content_type: None,
+            version: 0,
+            expires_at: None,
+        };
+        let (_, removed, change) = s.import("p", vec![("c".into(), value)], true).unwrap();
+        assert_eq!(removed, 2);
+        assert_eq!(s.project("p").unwrap().key_count(), 1);
+        s.undo(change);
+        let keys: Vec<&str> = s.project("p").unwrap().entries().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["a", "b"]);
+        assert_eq!(s.project("p").unwrap().bytes(), 8);
+    }
+
+    #[test]
+    fn expiry_removes_due_keys_as_changes() {
+        let mut s = store_with(Persistence::Sync);
+        let _ = s.put("p", "soon", b"v", None, Some(10)).unwrap();
+        let _ = s.put("p", "later", b"v", None, Some(20)).unwrap();
+        s.set_clock(15);
+        let changes = s.expire_due(10);
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].keys().collect::<Vec<_>>(), ["soon"]);
+        assert_eq!(s.project("p").unwrap().key_count(), 1);
+        assert_eq!(s.next_expiry(), Some(20));
     }
 
     #[test]
     fn the_key_quota_counts_only_new_keys() {
         let mut s = Store::new(Some(1));
-        s.create_project("p", Persistence::Memory, vec![]).unwrap();
-        s.put("p", "a", b"", None, None).unwrap();
-        s.put("p", "a", &[1], None, None).unwrap();
+        let _ = s.create_project("p", Persistence::Memory, vec![]).unwrap();
+        let _ = s.put("p", "a", b"", None, None).unwrap();
+        let _ = s.put("p", "a", &[1], None, None).unwrap();
         assert_eq!(
-            s.put("p", "b", b"", None, None),
+            s.put("p", "b", b"", None, None).map(|(w, _)| w),
             Err(StoreError::Quota(QuotaHit {
                 name: "limits.max_keys_per_project",
                 limit: 1

@@ -57,6 +57,31 @@ impl Record {
         Record(b.into_boxed_slice())
     }
 
+    /// A record from its packed bytes (as `as_bytes` gives them, e.g. read back from a
+    /// journal): None unless the layout holds together and the key and type are UTF-8.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Record> {
+        if bytes.len() < HEADER {
+            return None;
+        }
+        let key_len = u16::from_le_bytes([bytes[12], bytes[13]]) as usize;
+        let type_len = bytes[14] as usize;
+        let end = HEADER + key_len + type_len;
+        if key_len == 0 || bytes.len() < end {
+            return None;
+        }
+        std::str::from_utf8(&bytes[HEADER..HEADER + key_len]).ok()?;
+        let ct = std::str::from_utf8(&bytes[HEADER + key_len..end]).ok()?;
+        if !ct.bytes().all(|b| (b' '..=b'~').contains(&b)) {
+            return None;
+        }
+        Some(Record(bytes.into()))
+    }
+
+    /// The packed bytes: what the journal writes for a key's new state.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
     fn key_len(&self) -> usize {
         u16::from_le_bytes([self.0[12], self.0[13]]) as usize
     }
@@ -178,6 +203,31 @@ mod tests {
         );
         assert_eq!(typed.value().content_type, None);
         assert_eq!(typed.value().expires_at, Some(MAX_EXPIRES_AT));
+    }
+
+    #[test]
+    fn a_record_survives_its_bytes_and_bad_bytes_are_refused() {
+        let v = ValueRef {
+            data: b"value",
+            content_type: Some("text/plain"),
+            version: 9,
+            expires_at: Some(7),
+        };
+        let r = Record::new("k/é", v);
+        let back = Record::from_bytes(r.as_bytes()).expect("valid");
+        assert_eq!((back.key(), back.value()), ("k/é", v));
+        let bytes = r.as_bytes();
+        assert!(
+            Record::from_bytes(&bytes[..HEADER + 2]).is_none(),
+            "cut in the key"
+        );
+        let mut bad = bytes.to_vec();
+        bad[12] = 0;
+        bad[13] = 0;
+        assert!(Record::from_bytes(&bad).is_none(), "empty key");
+        let mut bad = bytes.to_vec();
+        bad[HEADER] = 0xff;
+        assert!(Record::from_bytes(&bad).is_none(), "key not UTF-8");
     }
 
     #[test]

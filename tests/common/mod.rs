@@ -2,6 +2,8 @@
 //! data directory, and talk to it over raw TCP. Nothing here knows the server's internals.
 #![allow(dead_code)] // each test file uses a different subset of these helpers
 
+pub mod disk;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -488,4 +490,20 @@ pub fn run_within(cmd: &mut Command, limit: Duration) -> Run {
         stdout: String::from_utf8_lossy(&out_t.join().unwrap()).into_owned(),
         stderr: String::from_utf8_lossy(&err_t.join().unwrap()).into_owned(),
     }
+}
+
+/// What a restart would load of `project`: `pykv export` of the data directory (snapshot and
+/// journal, read without changing anything), one JSON line per key.
+pub fn on_disk(srv: &Server, project: &str) -> String {
+    let run = run_within(
+        Command::new(bin())
+            .arg("export")
+            .arg("--data-dir")
+            .arg(srv.data_dir())
+            .arg("--project")
+            .arg(project),
+        Duration::from_secs(20),
+    );
+    assert_eq!(run.code, Some(0), "export failed: {}", run.stderr);
+    run.stdout
 }

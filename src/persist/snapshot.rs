@@ -1,24 +1,28 @@
-//! Snapshots: the file format, the atomic write, loading and checking a data directory.
-//! Reads the store and never changes it; the server decides what a write's outcome means.
+//! Snapshots: the file format, writing one (whole, or a slice of keys at a time across loop
+//! turns), and loading one. Reads the store and never changes it.
 //!
 //! A snapshot is one JSON document laid out one key per line, so it is both valid JSON (for jq)
 //! and streamed line by line in both directions (never the whole project in memory twice):
 //!
 //! ```text
 //! {"pykv_snapshot": 1,
-//! "project": {"name":"p","persistence":"sync","source":"api","version":7,"tokens":[...]},
+//! "project": {"name":"p","persistence":"sync","source":"api","version":7,"journal":3,"tokens":[...]},
 //! "keys": [
 //! {"key":"a","value":"text","content_type":"text/plain","version":3,"expires_at":null},
 //! {"key":"b","base64":"AAEC","content_type":null,"version":7,"expires_at":null}
 //! ]}
 //! ```
+//!
+//! `journal` names the first journal segment to replay after it (absent in files written before
+//! the journal existed: 1).
 
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+use super::{snapshot_path, sync_dir};
 use crate::auth::{Source, Token};
 use crate::base64::{decode as base64_decode, encode as base64_encode};
 use crate::store::{self, Persistence, Project, Quota, Record, Value, ValueRef};
@@ -28,42 +32,38 @@ const FIRST_LINE: &str = "{\"pykv_snapshot\": 1,";
 const KEYS_LINE: &str = "\"keys\": [";
 const LAST_LINE: &str = "]}";
 
-/// Why a snapshot could not be saved; `Full` is the disk's fault (507), `Io` anything else (500).
-#[derive(Debug)]
-pub enum SaveError {
-    Full(io::Error),
-    Io(io::Error),
-}
-
-impl SaveError {
-    fn from_io(e: io::Error) -> SaveError {
-        use io::ErrorKind::{FileTooLarge, QuotaExceeded, StorageFull};
-        match e.kind() {
-            StorageFull | QuotaExceeded | FileTooLarge => SaveError::Full(e),
-            _ => SaveError::Io(e),
-        }
-    }
-}
-
-impl std::fmt::Display for SaveError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SaveError::Full(e) => write!(f, "the disk is full: {e}"),
-            SaveError::Io(e) => write!(f, "{e}"),
-        }
-    }
-}
-
+/// A project's settings and tokens: the snapshot's second line, and a journal's META record.
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Header {
-    name: String,
-    persistence: Persistence,
+pub struct Header {
+    pub name: String,
+    pub persistence: Persistence,
     #[serde(default, skip_serializing_if = "is_unlimited")]
-    quota: Quota,
-    source: Source,
-    version: u64,
-    tokens: Vec<Token>,
+    pub quota: Quota,
+    pub source: Source,
+    pub version: u64,
+    /// The first journal segment to replay after this snapshot (None in a META record).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journal: Option<u64>,
+    pub tokens: Vec<Token>,
+}
+
+impl Header {
+    pub fn of(name: &str, p: &Project, journal: Option<u64>) -> Header {
+        Header {
+            name: name.to_string(),
+            persistence: p.persistence(),
+            quota: p.quota(),
+            source: p.source(),
+            version: p.version(),
+            journal,
+            tokens: p.tokens().to_vec(),
+        }
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a header always serializes")
+    }
 }
 
 fn is_unlimited(q: &Quota) -> bool {
@@ -90,91 +90,124 @@ struct Entry {
     expires_at: Option<u64>,
 }
 
-pub fn snapshot_path(dir: &Path, project: &str) -> PathBuf {
-    dir.join(format!("{project}.json"))
+/// A snapshot being written to `<project>.json.tmp`, key by key in byte order, and renamed over
+/// `<project>.json` once whole: the rename-on-write dance of rust-atomicwrites, spread over as
+/// many calls as the caller likes. Dropped unfinished, it removes its temporary file.
+pub struct SnapshotWriter {
+    w: Option<BufWriter<File>>,
+    tmp: PathBuf,
+    path: PathBuf,
+    /// The last key written (the next slice starts after it); None before the first.
+    after: Option<Box<str>>,
+    keys: u64,
 }
 
-/// Create the data directory if needed and make it private (snapshots hold tokens).
-pub fn prepare_dir(dir: &Path) -> io::Result<()> {
-    fs::create_dir_all(dir)?;
-    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-}
-
-/// Write `project`'s snapshot atomically: temp file, fsync, rename, fsync the directory.
-pub fn save(dir: &Path, name: &str, project: &Project) -> Result<(), SaveError> {
-    write_atomic(dir, &format!("{name}.json"), |w| {
-        write_snapshot(w, name, project)
-    })
-    .map_err(SaveError::from_io)
-}
-
-/// Remove a project's snapshot (project deleted, or switched to memory), durably.
-pub fn remove(dir: &Path, name: &str) -> Result<(), SaveError> {
-    match fs::remove_file(snapshot_path(dir, name)) {
-        Ok(()) => sync_dir(dir).map_err(SaveError::from_io),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(SaveError::from_io(e)),
-    }
-}
-
-/// The whole rename-on-write dance in one place. On any error the temp file is removed and the
-/// previous file is untouched.
-pub fn write_atomic(
-    dir: &Path,
-    file_name: &str,
-    write: impl FnOnce(&mut BufWriter<File>) -> io::Result<()>,
-) -> io::Result<()> {
-    let final_path = dir.join(file_name);
-    let tmp_path = dir.join(format!("{file_name}.tmp"));
-    let result = (|| {
+impl SnapshotWriter {
+    /// Create the temporary file and write the lines before the keys.
+    pub fn begin(dir: &Path, header: &Header) -> io::Result<SnapshotWriter> {
+        let path = snapshot_path(dir, &header.name);
+        let tmp = dir.join(format!("{}.json.tmp", header.name));
         let file = OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
             .mode(0o600)
-            .open(&tmp_path)?;
-        let mut w = BufWriter::with_capacity(64 * 1024, file);
-        write(&mut w)?;
+            .open(&tmp)?;
+        let mut sw = SnapshotWriter {
+            w: Some(BufWriter::with_capacity(64 * 1024, file)),
+            tmp,
+            path,
+            after: None,
+            keys: 0,
+        };
+        let w = sw.writer();
+        writeln!(w, "{FIRST_LINE}")?;
+        w.write_all(b"\"project\": ")?;
+        w.write_all(&header.to_json())?;
+        writeln!(w, ",\n{KEYS_LINE}")?;
+        Ok(sw)
+    }
+
+    fn writer(&mut self) -> &mut BufWriter<File> {
+        self.w
+            .as_mut()
+            .expect("only finish and drop take the writer")
+    }
+
+    /// Write the next keys of `project` (those after the last one written, as they are now)
+    /// until about `budget` bytes went out, then push them to the disk, so that finishing never
+    /// has a large file to sync in one piece. Returns true once every key is written.
+    pub fn write_slice(&mut self, project: &Project, budget: usize) -> io::Result<bool> {
+        let mut written = 0;
+        let mut done = true;
+        let mut last = None;
+        let mut line = Vec::with_capacity(256);
+        for r in project.records_after(self.after.as_deref(), usize::MAX) {
+            if written >= budget {
+                done = false;
+                break;
+            }
+            line.clear();
+            if self.keys > 0 {
+                line.extend_from_slice(b",\n");
+            }
+            write_entry(&mut line, r.key(), r.value())?;
+            self.writer().write_all(&line)?;
+            written += line.len();
+            self.keys += 1;
+            last = Some(r.key());
+        }
+        if let Some(k) = last {
+            self.after = Some(k.into());
+        }
+        let w = self.writer();
+        w.flush()?;
+        w.get_ref().sync_data()?;
+        Ok(done)
+    }
+
+    /// Close the document, sync it, rename it into place and sync the directory. Returns the
+    /// snapshot's size in bytes.
+    pub fn finish(mut self) -> io::Result<u64> {
+        let w = self.w.take().expect("finish runs once");
+        let result = self.close(w);
+        if result.is_err() {
+            let _ = fs::remove_file(&self.tmp);
+        }
+        result
+    }
+
+    fn close(&self, mut w: BufWriter<File>) -> io::Result<u64> {
+        if self.keys > 0 {
+            w.write_all(b"\n")?;
+        }
+        writeln!(w, "{LAST_LINE}")?;
         let file = w.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
-        fs::rename(&tmp_path, &final_path)?;
-        sync_dir(dir)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp_path);
-    }
-    result
-}
-
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-fn write_snapshot(w: &mut impl Write, name: &str, p: &Project) -> io::Result<()> {
-    let header = Header {
-        name: name.to_string(),
-        persistence: p.persistence(),
-        quota: p.quota(),
-        source: p.source(),
-        version: p.version(),
-        tokens: p.tokens().to_vec(),
-    };
-    writeln!(w, "{FIRST_LINE}")?;
-    w.write_all(b"\"project\": ")?;
-    serde_json::to_writer(&mut *w, &header)?;
-    writeln!(w, ",\n{KEYS_LINE}")?;
-    let mut first = true;
-    for (key, v) in p.entries() {
-        if !first {
-            w.write_all(b",\n")?;
+        let size = file.metadata()?.len();
+        fs::rename(&self.tmp, &self.path)?;
+        if let Some(dir) = self.path.parent() {
+            sync_dir(dir)?;
         }
-        first = false;
-        write_entry(w, key, v)?;
+        Ok(size)
     }
-    if !first {
-        w.write_all(b"\n")?;
+}
+
+impl Drop for SnapshotWriter {
+    fn drop(&mut self) {
+        if self.w.take().is_some() {
+            let _ = fs::remove_file(&self.tmp);
+        }
     }
-    writeln!(w, "{LAST_LINE}")
+}
+
+/// Write a whole snapshot of `project` at once, replaying from journal segment `journal` on.
+/// Returns its size. For small projects (a new one) and offline tools; the server writes large
+/// ones a slice per loop turn.
+pub fn save(dir: &Path, name: &str, project: &Project, journal: u64) -> io::Result<u64> {
+    let mut w = SnapshotWriter::begin(dir, &Header::of(name, project, Some(journal)))?;
+    w.write_slice(project, usize::MAX)?;
+    w.finish()
 }
 
 /// One key as a JSON object on one line: the snapshot's key lines, and the export format.
@@ -200,18 +233,26 @@ pub fn write_entry(w: &mut impl Write, key: &str, v: ValueRef<'_>) -> io::Result
 }
 
 /// A snapshot as loaded.
-pub struct Loaded {
+pub struct Snapshot {
     pub name: String,
     pub project: Project,
     pub path: PathBuf,
+    /// The first journal segment to replay after it.
+    pub journal: u64,
+    /// Its size in bytes.
+    pub bytes: u64,
 }
 
 /// Load one snapshot. The error names the file and the line and column at fault.
-pub fn load_file(path: &Path) -> Result<Loaded, String> {
+pub fn load(path: &Path) -> Result<Snapshot, String> {
     let fail = |line: usize, col: usize, why: &dyn std::fmt::Display| {
         format!("{}: line {line} column {col}: {why}", path.display())
     };
     let file = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let bytes = file
+        .metadata()
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .len();
     let mut lines = LineReader::new(BufReader::with_capacity(256 * 1024, file));
 
     let first = lines.next_line().map_err(|e| fail(1, 1, &e))?;
@@ -304,10 +345,12 @@ pub fn load_file(path: &Path) -> Result<Loaded, String> {
         records,
     )
     .with_quota(header.quota);
-    Ok(Loaded {
+    Ok(Snapshot {
         name: header.name,
         project,
         path: path.to_path_buf(),
+        journal: header.journal.unwrap_or(1),
+        bytes,
     })
 }
 
@@ -362,97 +405,6 @@ impl<R: BufRead> LineReader<R> {
     }
 }
 
-/// Load every snapshot in `dir`, removing leftover temp files (a write that never completed).
-/// Returns the loaded projects and the temp files removed.
-pub fn load_dir(dir: &Path) -> Result<(Vec<Loaded>, Vec<PathBuf>), String> {
-    let mut loaded = Vec::new();
-    let mut removed = Vec::new();
-    let entries = match fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((loaded, removed)),
-        Err(e) => return Err(format!("cannot read data directory {}: {e}", dir.display())),
-    };
-    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    paths.sort();
-    for path in paths {
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if name.ends_with(".json.tmp") {
-            fs::remove_file(&path).map_err(|e| format!("cannot remove {}: {e}", path.display()))?;
-            removed.push(path);
-        } else if name.ends_with(".json") {
-            loaded.push(load_file(&path)?);
-        }
-    }
-    Ok((loaded, removed))
-}
-
-/// Every project in `dir` (or only `project`) as the server would load it, without changing
-/// any file: for offline readers (`pykv export`, `pykv migrate`). Sorted by name.
-pub fn read_dir(dir: &Path, project: Option<&str>) -> Result<Vec<Loaded>, String> {
-    let paths: Vec<PathBuf> = match project {
-        Some(p) => {
-            store::validate_project_name(p).map_err(|e| format!("--project {p:?}: {e}"))?;
-            let path = snapshot_path(dir, p);
-            if !path.is_file() {
-                return Err(format!("{} does not exist", path.display()));
-            }
-            vec![path]
-        }
-        None => snapshot_paths(dir)?,
-    };
-    paths.iter().map(|p| load_file(p)).collect()
-}
-
-/// `pykv export --data-dir DIR [--project P]`: every key of one project (or of all, each line
-/// then naming its project) as JSON lines, the format `POST /v1/projects/{p}/import` reads.
-pub fn export_dir(dir: &Path, project: Option<&str>, out: &mut impl Write) -> Result<(), String> {
-    let fail = |e: io::Error| format!("cannot write the export: {e}");
-    for l in read_dir(dir, project)? {
-        for (key, value) in l.project.entries() {
-            let mut line = Vec::new();
-            write_entry(&mut line, key, value).map_err(fail)?;
-            if project.is_none() {
-                out.write_all(b"{\"project\":").map_err(fail)?;
-                serde_json::to_writer(&mut *out, &l.name).map_err(|e| fail(e.into()))?;
-                out.write_all(b",").map_err(fail)?;
-                out.write_all(&line[1..]).map_err(fail)?;
-            } else {
-                out.write_all(&line).map_err(fail)?;
-            }
-            out.write_all(b"\n").map_err(fail)?;
-        }
-    }
-    out.flush().map_err(fail)
-}
-
-fn snapshot_paths(dir: &Path) -> Result<Vec<PathBuf>, String> {
-    if !dir.is_dir() {
-        return Err(format!("{} is not a directory", dir.display()));
-    }
-    let mut paths: Vec<PathBuf> = fs::read_dir(dir)
-        .map_err(|e| format!("cannot read {}: {e}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    paths.sort();
-    Ok(paths)
-}
-
-/// `pykv --check-data DIR`: load every snapshot without starting, one line per project.
-pub fn check_dir(dir: &Path) -> Result<Vec<String>, String> {
-    let mut out = Vec::new();
-    for path in snapshot_paths(dir)? {
-        let l = load_file(&path)?;
-        out.push(format!(
-            "{}: keys={} bytes={} format={FORMAT_VERSION}",
-            l.name,
-            l.project.key_count(),
-            l.project.bytes()
-        ));
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -460,23 +412,27 @@ mod tests {
     #[test]
     fn a_snapshot_is_valid_json_and_loads_back() {
         let dir = std::env::temp_dir().join(format!("pykv-unit-{}", std::process::id()));
-        prepare_dir(&dir).unwrap();
+        super::super::prepare_dir(&dir).unwrap();
         let mut s = store::Store::new(None);
-        s.create_project("p", Persistence::Sync, vec![]).unwrap();
-        s.put(
-            "p",
-            "text",
-            b"h\"i\n",
-            Some("text/plain"),
-            Some(4_000_000_000),
-        )
-        .unwrap();
-        s.put("p", "bin", &[0, 255, 1], None, None).unwrap();
-        save(&dir, "p", s.project("p").unwrap()).unwrap();
+        let _ = s.create_project("p", Persistence::Sync, vec![]).unwrap();
+        let _ = s
+            .put(
+                "p",
+                "text",
+                b"h\"i\n",
+                Some("text/plain"),
+                Some(4_000_000_000),
+            )
+            .unwrap();
+        let _ = s.put("p", "bin", &[0, 255, 1], None, None).unwrap();
+        let size = save(&dir, "p", s.project("p").unwrap(), 4).unwrap();
         let text = fs::read(snapshot_path(&dir, "p")).unwrap();
+        assert_eq!(size, text.len() as u64);
         let json: serde_json::Value = serde_json::from_slice(&text).unwrap();
         assert_eq!(json["keys"].as_array().unwrap().len(), 2);
-        let l = load_file(&snapshot_path(&dir, "p")).unwrap();
+        assert_eq!(json["project"]["journal"], 4);
+        let l = load(&snapshot_path(&dir, "p")).unwrap();
+        assert_eq!(l.journal, 4);
         let entries: Vec<_> = l
             .project
             .entries()
