@@ -648,6 +648,33 @@ fn writer(
 /// delete stays deleted, and no temporary file is left after the restart.
 #[test]
 fn sync_acknowledged_writes_survive_sigkill() {
+    crash_torture(json!({"persistence": "sync"}), false);
+}
+
+/// The same while compactions run all the time (each time the journal outgrows the snapshot):
+/// a kill at any instant of one loses nothing acknowledged.
+#[test]
+fn sync_acknowledged_writes_survive_sigkill_during_compactions() {
+    crash_torture(
+        json!({"persistence": "sync", "compaction_min_bytes": 1}),
+        true,
+    );
+}
+
+/// interval: an answer waits for the journal append, so killing the process (not the machine)
+/// loses no acknowledged write either, compactions or not.
+#[test]
+fn interval_acknowledged_writes_survive_sigkill_during_compactions() {
+    crash_torture(
+        json!({"persistence": "interval", "interval_ms": 50, "compaction_min_bytes": 1}),
+        true,
+    );
+}
+
+/// Writers PUT and DELETE at random until SIGKILL, round after round; after each restart every
+/// key holds its last acknowledged state (or the one in flight), never a rolled-back one. With
+/// `compacting`, the rounds must have seen compactions.
+fn crash_torture(extra: Value, compacting: bool) {
     const ROUNDS: usize = 20;
     const WRITERS: usize = 4;
     const KEYS_PER_WRITER: usize = 8;
@@ -655,7 +682,10 @@ fn sync_acknowledged_writes_survive_sigkill() {
     let mut rng = Rng::from_time();
     println!("crash test seed: {}", rng.0);
     let dir = Arc::new(TempDir::new());
-    let cfg = config(json!({"persistence": "sync", "log_requests": false}));
+    let mut cfg = config(json!({"log_requests": false}));
+    for (k, v) in extra.as_object().unwrap() {
+        cfg[k] = v.clone();
+    }
     let mut srv = Server::start_raw(cfg.clone(), dir.clone());
     let (token, _) = create_project(&srv, "p");
     let mut models: Vec<HashMap<String, KeyModel>> = (0..WRITERS)
@@ -667,6 +697,7 @@ fn sync_acknowledged_writes_survive_sigkill() {
         .collect();
     let mut total_acks = 0;
     let mut rounds = 0;
+    let mut compactions = 0.0;
     while rounds < ROUNDS && test_start.elapsed() < Duration::from_secs(45) {
         rounds += 1;
         let killed = Arc::new(AtomicBool::new(false));
@@ -680,6 +711,9 @@ fn sync_acknowledged_writes_survive_sigkill() {
             })
             .collect();
         std::thread::sleep(Duration::from_millis(50 + rng.below(251)));
+        if compacting {
+            compactions += compactions_so_far(&srv);
+        }
         killed.store(true, Ordering::SeqCst);
         srv.kill9();
         for h in handles {
@@ -726,10 +760,27 @@ fn sync_acknowledged_writes_survive_sigkill() {
             }
         }
     }
-    println!("crash test: {rounds} rounds, {total_acks} acknowledged operations");
+    println!(
+        "crash test: {rounds} rounds, {total_acks} acknowledged operations, {compactions} compactions"
+    );
     assert!(rounds >= 5, "only {rounds} rounds in the time budget");
     assert!(total_acks > 0, "no operation was acknowledged");
+    if compacting {
+        assert!(
+            compactions >= rounds as f64,
+            "too few compactions: {compactions}"
+        );
+    }
     srv.stop();
+}
+
+/// Compactions finished since the server started, from /metrics.
+fn compactions_so_far(srv: &Server) -> f64 {
+    let text = admin_json(srv, "GET", "/metrics", Value::Null).text();
+    text.lines()
+        .find_map(|l| l.strip_prefix("pykv_compactions_total{project=\"p\"} "))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0.0)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -151,6 +151,11 @@ impl Disk {
             || (!self.due.is_empty() && self.pause_until.is_none_or(|t| Instant::now() >= t))
     }
 
+    /// When a paused compaction may be retried (the loop must wake for it).
+    pub fn retry_at(&self) -> Option<Instant> {
+        self.pause_until.filter(|_| !self.due.is_empty())
+    }
+
     /// Whether any journal has records not yet synced (interval mode).
     pub fn has_unsynced(&self) -> bool {
         self.files

@@ -191,6 +191,11 @@ impl<A> Commit<A> {
         self.disk.sync_all(status);
     }
 
+    /// When background work paused after a failure wants to try again.
+    pub fn retry_at(&self) -> Option<std::time::Instant> {
+        self.disk.retry_at()
+    }
+
     pub fn has_unsynced(&self) -> bool {
         self.disk.has_unsynced()
     }

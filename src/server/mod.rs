@@ -241,6 +241,7 @@ impl Server {
         });
         [
             self.next_sync,
+            self.commit.retry_at(),
             sweep,
             self.accept_paused_until,
             watch,
