@@ -10,6 +10,8 @@
 #   tests/bench.sh --nginx    # also GET /health against nginx `return 200` (apt-get install nginx)
 #   tests/bench.sh --scale    # 1,000,000 keys of 100 B: start-up time, prefix listing, RSS per key
 #   tests/bench.sh --soak M   # M minutes of mixed load on a fixed key set, RSS sampled (leak check)
+#   tests/bench.sh --journal  # what a durable write costs at 1k..1M keys, with Redis beside it
+#                             # (about 6 minutes; apt-get install redis-server for the yardstick)
 #
 # Environment: BENCH_SECONDS (per run, default 5), BENCH_REPEAT (runs per throughput figure, best
 # kept: the machine is shared and noisy, default 1), BENCH_SYNC_PUTS (PUTs per bytes-per-PUT
@@ -33,12 +35,13 @@ while [ $# -gt 0 ]; do
     case $1 in
         --nginx) WITH_NGINX=1 ;;
         --scale) MODE=scale ;;
+        --journal) MODE=journal ;;
         --soak)
             MODE=soak
             SOAK_MINUTES=${2:?--soak needs a number of minutes}
             shift
             ;;
-        -h | --help) sed -n '2,18p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
         *) echo "bench.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
     esac
     shift
@@ -196,6 +199,141 @@ if [ "$MODE" = scale ]; then
     row "idle RSS" "$idle kB"
     row "RSS after PUTting them" "$rss_put kB = $(per_key "$rss_put" "$idle" "$bytes" "$N") B per key beyond key and value"
     row "RSS after a restart that loads them" "$rss_loaded kB = $(per_key "$rss_loaded" "$idle" "$bytes" "$N") B per key beyond key and value"
+    exit 0
+fi
+
+# metric ADDR SERIES: one sample from /metrics (0 when absent).
+metric() {
+    api GET "$1" /metrics | awk -v s="$2" '$1 == s {print $2; found=1} END {if (!found) print 0}'
+}
+
+# load_with_probe NAME PID SECONDS ARGS...: runs a pykv-bench load for SECONDS and, beside it on
+# one more connection, GET /health in a loop; keeps the load's JSON line in R[NAME] (with the
+# server's write_bytes per request and the slowest /health answer) .
+load_with_probe() {
+    local name=$1 pid=$2 secs=$3 probe wb0 wb1 json n
+    shift 3
+    wb0=$(proc_field "$pid" write_bytes io)
+    "$BENCH" --url "$URL" --connections 1 --workload health --seconds "$secs" >"$WORK/probe" 2>&1 &
+    probe=$!
+    json=$("$BENCH" --seconds "$secs" --value-bytes "$VALUE" --no-preload --url "$URL" "$@") ||
+        die "pykv-bench $* failed"
+    wait "$probe" || die "the /health probe failed: $(cat "$WORK/probe")"
+    wb1=$(proc_field "$pid" write_bytes io)
+    log "  $(head -1 <<<"$json")"
+    json=$(tail -1 <<<"$json")
+    n=$(field requests <<<"$json")
+    json="${json%\}},\"write_bytes_per_req\":$(((wb1 - wb0) / n)),\"health_max_us\":$(tail -1 "$WORK/probe" | field max_us)}"
+    R[$name]=$json
+}
+
+if [ "$MODE" = journal ]; then
+    SIZES=(1000 10000 100000 1000000)
+    declare -A SECS32=([1000]=5 [10000]=5 [100000]=8 [1000000]=45)
+    log "journal: sync PUT at ${SIZES[*]} keys of $VALUE B, $CONNS writers and 1 writer"
+    start_pykv sync
+    SYN=$ADDR SYN_PID=$PID
+    URL="http://$SYN"
+    declare -A COMPACT
+    for keys in "${SIZES[@]}"; do
+        project=j$keys
+        token=$(new_project "$SYN" "$project" memory)
+        preload "$SYN" "$token" "$project" "$keys" >&2
+        # Answered once the first snapshot of the project is written.
+        api PATCH "$SYN" "/v1/projects/$project" '{"persistence":"sync"}' >/dev/null
+        c0=$(metric "$SYN" "pykv_compactions_total{project=\"$project\"}")
+        load_with_probe "s32_$keys" "$SYN_PID" "${SECS32[$keys]}" --token "$token" --project "$project" \
+            --keys "$keys" --connections "$CONNS" --workload put
+        c1=$(metric "$SYN" "pykv_compactions_total{project=\"$project\"}")
+        COMPACT[$keys]=$(awk -v a="$c0" -v b="$c1" 'BEGIN{print b - a}')
+        load_with_probe "s1_$keys" "$SYN_PID" "$SECS" --token "$token" --project "$project" \
+            --keys "$keys" --connections 1 --workload put
+        api DELETE "$SYN" "/v1/projects/$project" >/dev/null
+    done
+
+    log "interval mode at 1000000 keys: PUT load through compactions, then a restart"
+    start_pykv interval
+    INT=$ADDR INT_PID=$PID
+    URL="http://$INT"
+    token=$(new_project "$INT" big memory)
+    preload "$INT" "$token" big 1000000 >&2
+    api PATCH "$INT" /v1/projects/big '{"persistence":"interval"}' >/dev/null
+    c0=$(metric "$INT" 'pykv_compactions_total{project="big"}')
+    load_with_probe int_1m "$INT_PID" 30 --token "$token" --project big --keys 1000000 \
+        --connections "$CONNS" --workload put
+    c1=$(metric "$INT" 'pykv_compactions_total{project="big"}')
+    INT_COMPACT=$(awk -v a="$c0" -v b="$c1" 'BEGIN{print b - a}')
+    # Fill the journal up to nearly the snapshot's size (a compaction is just short of due).
+    jb=$(metric "$INT" 'pykv_journal_bytes{project="big"}')
+    snap=$(stat -c %s "$WORK/interval/data/big.json")
+    more=$(awk -v j="$jb" -v s="$snap" 'BEGIN{n = int((0.95 * s - j) / 152); print (n > 0 ? n : 0)}')
+    if [ "$more" -gt 0 ]; then
+        "$BENCH" --url "$URL" --token "$token" --project big --keys 1000000 --value-bytes "$VALUE" \
+            --no-preload --connections "$CONNS" --workload put --requests "$more" >/dev/null ||
+            die "filling the journal failed"
+    fi
+    jb=$(metric "$INT" 'pykv_journal_bytes{project="big"}')
+    kill -TERM "$INT_PID"
+    wait "$INT_PID" || die "pykv did not stop cleanly"
+    t0=$(date +%s%N)
+    "$PYKV" --config "$WORK/interval/config.json" 2>"$WORK/interval/log" &
+    pid=$!
+    PIDS+=("$pid")
+    wait_listening "$WORK/interval" "$pid"
+    t1=$(date +%s%N)
+
+    REDIS=
+    if command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null; then
+        log "redis: appendfsync always, same keys and values"
+        mkdir -p "$WORK/redis"
+        rport=
+        for _ in $(seq 50); do
+            port=$((20000 + RANDOM % 40000))
+            if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then rport=$port; break; fi
+        done
+        [ -n "$rport" ] || die "no free port for redis"
+        redis-server --port "$rport" --bind 127.0.0.1 --dir "$WORK/redis" --save "" \
+            --appendonly yes --appendfsync always --daemonize no --logfile "$WORK/redis/log" &
+        RPID=$!
+        PIDS+=("$RPID")
+        for _ in $(seq 100); do
+            redis-cli -p "$rport" ping >/dev/null 2>&1 && break
+            sleep 0.05
+        done
+        declare -A RS32 RS1 RB32 RB1
+        for keys in "${SIZES[@]}"; do
+            redis-cli -p "$rport" flushall >/dev/null
+            redis-cli -p "$rport" debug populate "$keys" key 100 >/dev/null
+            for c in "$CONNS" 1; do
+                n=$((c == 1 ? 20000 : 300000))
+                wb0=$(proc_field "$RPID" write_bytes io)
+                rps=$(redis-benchmark -p "$rport" -t set -c "$c" -n "$n" -d "$VALUE" -r "$keys" -q |
+                    sed -n 's/.*SET: \([0-9.]*\) requests per second.*/\1/p' | tail -1)
+                wb1=$(proc_field "$RPID" write_bytes io)
+                if [ "$c" = 1 ]; then RS1[$keys]=$rps RB1[$keys]=$(((wb1 - wb0) / n)); else RS32[$keys]=$rps RB32[$keys]=$(((wb1 - wb0) / n)); fi
+            done
+        done
+        REDIS=1
+    fi
+
+    row() { printf '%-54s %s\n' "$1" "$2"; }
+    g() { field "$2" <<<"${R[$1]}"; }
+    echo
+    echo "pykv journal benchmark: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $(uname -sr)"
+    echo "sync PUT, $VALUE B values, random keys; bytes = the server's /proc/PID/io write_bytes per PUT;"
+    echo "health = the slowest GET /health on one more connection during the run"
+    echo
+    for keys in "${SIZES[@]}"; do
+        row "sync, $keys keys, $CONNS writers" "$(g "s32_$keys" rps) PUT/s, $(g "s32_$keys" write_bytes_per_req) B/PUT, p99 $(g "s32_$keys" p99_us) us, health max $(g "s32_$keys" health_max_us) us, ${COMPACT[$keys]} compactions"
+        row "sync, $keys keys, 1 writer" "$(g "s1_$keys" rps) PUT/s, $(g "s1_$keys" write_bytes_per_req) B/PUT, p99 $(g "s1_$keys" p99_us) us, health max $(g "s1_$keys" health_max_us) us"
+        if [ -n "$REDIS" ]; then
+            row "  redis appendfsync always, $CONNS / 1 clients" "${RS32[$keys]} / ${RS1[$keys]} SET/s, ${RB32[$keys]} / ${RB1[$keys]} B/SET"
+        fi
+    done
+    row "  32 writers at 100k keys vs at 1k keys" "$(pct "$(g s32_100000 rps)" "$(g s32_1000 rps)")"
+    [ -n "$REDIS" ] && row "  32 writers at 100k keys vs redis" "$(pct "$(g s32_100000 rps)" "${RS32[100000]}")"
+    row "interval, 1000000 keys, $CONNS writers, 30 s" "$(g int_1m rps) PUT/s, $(g int_1m write_bytes_per_req) B/PUT, health max $(g int_1m health_max_us) us, $INT_COMPACT compactions"
+    row "start-up: 1000000 keys, snapshot $snap B + journal $jb B" "$(awk -v d=$((t1 - t0)) 'BEGIN{printf "%.2f s", d/1e9}')"
     exit 0
 fi
 

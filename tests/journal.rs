@@ -394,7 +394,7 @@ fn a_crash_at_any_instant_of_a_compaction_loses_nothing() {
     ));
     let mut group = Vec::new();
     let mut g = pykv::persist::journal::Group::new(&mut group);
-    g.keys(&project, ["c"]);
+    g.keys(project.version(), [("c", project.record("c"))]);
     g.finish();
     std::fs::write(data.join("p.2.journal"), &group).unwrap();
     std::fs::write(

@@ -63,8 +63,11 @@ pub struct Conn<W> {
     out: Vec<u8>,
     out_pos: usize,
     phase: Phase,
-    /// The last read returned WouldBlock: wait for a readable event before reading again.
+    /// The socket is known to be drained (a read returned WouldBlock, or fewer bytes than asked
+    /// for): wait for a readable event before reading again.
     read_blocked: bool,
+    /// The last readable event said the peer closed its side: read on to the end of the stream.
+    peer_closing: bool,
     peer_closed: bool,
     close_after_flush: bool,
     /// Last time bytes moved in either direction.
@@ -88,6 +91,7 @@ impl<W> Conn<W> {
             out_pos: 0,
             phase: Phase::Head,
             read_blocked: false,
+            peer_closing: false,
             peer_closed: false,
             close_after_flush: false,
             last_activity: now,
@@ -109,8 +113,10 @@ impl<W> Conn<W> {
         self.out_pos == self.out.len() && self.inbuf.is_empty() && matches!(self.phase, Phase::Head)
     }
 
-    pub fn on_readable(&mut self) {
+    /// A readable event arrived; `closing`: it also said the peer closed its side.
+    pub fn on_readable(&mut self, closing: bool) {
         self.read_blocked = false;
+        self.peer_closing |= closing;
     }
 
     /// Whether the server may parse and dispatch another request now.
@@ -144,6 +150,12 @@ impl<W> Conn<W> {
                     self.inbuf.extend_from_slice(&scratch[..n]);
                     self.last_activity = now;
                     got = true;
+                    // A short read drained the socket: on Linux any later data raises a new
+                    // edge, so asking again would only return WouldBlock (a syscall a request).
+                    // A FIN that came with the data raised no edge of its own: read on for it.
+                    if n < want && !self.peer_closing {
+                        self.read_blocked = true;
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.read_blocked = true,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

@@ -15,7 +15,7 @@
 //! - a deletion (or a switch to memory): a DELETED (or META) group appended and synced (the
 //!   commit point), then every file removed; files a crash leaves are removed at the next start.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -23,9 +23,10 @@ use std::time::{Duration, Instant};
 
 use super::journal::{self, Journal};
 use super::snapshot::{self, Header, SnapshotWriter};
+use super::writeback::Retiring;
 use super::{journal_path, list_dir, snapshot_path, sync_dir, DiskError, FileName};
 use crate::status::{Status, Trouble};
-use crate::store::{Change, Persistence, Project, Quota, Store};
+use crate::store::{Change, Persistence, Project, Quota, Record, Store};
 
 /// Bytes of keys a background job writes (and syncs) per loop turn: small enough that a turn
 /// stays within a few milliseconds even on an SD card, large enough to finish 1M keys in seconds.
@@ -100,6 +101,8 @@ pub struct Disk {
     min_compact_bytes: u64,
     /// No compaction starts before this (one failed).
     pause_until: Option<Instant>,
+    /// Files no longer named whose blocks are freed a step per turn.
+    retiring: Retiring,
 }
 
 impl Disk {
@@ -112,6 +115,7 @@ impl Disk {
             due: BTreeSet::new(),
             min_compact_bytes,
             pause_until: None,
+            retiring: Retiring::default(),
         }
     }
 
@@ -148,6 +152,7 @@ impl Disk {
     pub fn busy(&self) -> bool {
         self.job.is_some()
             || !self.conversions.is_empty()
+            || !self.retiring.is_empty()
             || (!self.due.is_empty() && self.pause_until.is_none_or(|t| Instant::now() >= t))
     }
 
@@ -205,10 +210,12 @@ impl Disk {
         let existing = self.segments_in_dir(name);
         let seq = existing.last().map_or(1, |s| s + 1);
         let path = snapshot_path(&self.dir, name);
-        let snapshot_bytes = snapshot::save(&self.dir, name, p, seq)
+        let (snapshot_bytes, replaced) = snapshot::save(&self.dir, name, p, seq)
             .map_err(|e| DiskError::new("writing the snapshot", &path, e))?;
+        self.retiring.adopt_all(replaced);
         for old in existing {
-            let _ = fs::remove_file(journal_path(&self.dir, name, old));
+            // Obsolete now; one left behind is removed at the next start.
+            let _ = self.retiring.retire(&journal_path(&self.dir, name, old));
         }
         let mut files = Files {
             journal: None,
@@ -247,14 +254,12 @@ impl Disk {
         if meta {
             group.meta(&Header::of(name, p, None).to_json());
         }
-        let mut seen = BTreeSet::new();
-        group.keys(
-            p,
-            changes
-                .iter()
-                .flat_map(Change::keys)
-                .filter(|k| seen.insert(*k)),
-        );
+        // Each key's last state in the turn is its state now.
+        let mut last: BTreeMap<&str, Option<&Record>> = BTreeMap::new();
+        for (key, state) in changes.iter().flat_map(Change::written) {
+            last.insert(key, state);
+        }
+        group.keys(p.version(), last);
         if group.finish() == 0 {
             return Ok(());
         }
@@ -270,7 +275,9 @@ impl Disk {
             }
             return Err(err);
         }
-        if sync || meta {
+        if !(sync || meta) {
+            journal.write_behind();
+        } else {
             let started = Instant::now();
             if let Err(cause) = journal.sync() {
                 let err = DiskError::new("syncing", journal.path(), cause);
@@ -337,10 +344,8 @@ impl Disk {
         let paths = std::iter::once(snapshot)
             .chain(segments.iter().map(|s| journal_path(&self.dir, name, *s)));
         for path in paths {
-            match fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => left.push(format!("{}: {e}", path.display())),
+            if let Err(e) = self.retiring.retire(&path) {
+                left.push(format!("{}: {e}", path.display()));
             }
         }
         if now.is_none() {
@@ -440,6 +445,7 @@ impl Disk {
     /// of changes is waiting to be written (the snapshot must hold nothing a failure undoes).
     /// Returns a conversion that ended.
     pub fn step(&mut self, store: &Store, status: &mut Status) -> Option<Converted> {
+        self.retiring.step();
         if self.job.is_none() {
             if let Some(done) = self.start_job(store, status) {
                 return Some(done);
@@ -588,7 +594,10 @@ impl Disk {
         } = job;
         let path = snapshot_path(&self.dir, &project);
         let size = match writer.finish() {
-            Ok(size) => size,
+            Ok((size, replaced)) => {
+                self.retiring.adopt_all(replaced);
+                size
+            }
             Err(e) => {
                 let err = DiskError::new("writing the snapshot", &path, e);
                 let job_kind = kind;
@@ -603,7 +612,9 @@ impl Disk {
         // next start to remove.
         for old in self.segments_in_dir(&project) {
             if old < seq {
-                let _ = fs::remove_file(journal_path(&self.dir, &project, old));
+                let _ = self
+                    .retiring
+                    .retire(&journal_path(&self.dir, &project, old));
             }
         }
         match kind {

@@ -10,11 +10,13 @@
 //! - [`disk`] — the files of a running server: journals per project, compactions, conversions.
 //! - [`load`] — start-up (snapshot plus journal, torn tails cut), and the offline commands:
 //!   `--check-data`, `export`, `repair`.
+//! - [`writeback`] — data pushed to the disk without waiting; large files freed in steps.
 
 pub mod disk;
 pub mod journal;
 pub mod load;
 pub mod snapshot;
+pub mod writeback;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter};

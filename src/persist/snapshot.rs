@@ -22,7 +22,7 @@ use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use super::{snapshot_path, sync_dir};
+use super::{snapshot_path, sync_dir, writeback};
 use crate::auth::{Source, Token};
 use crate::base64::{decode as base64_decode, encode as base64_encode};
 use crate::store::{self, Persistence, Project, Quota, Record, Value, ValueRef};
@@ -90,6 +90,11 @@ struct Entry {
     expires_at: Option<u64>,
 }
 
+/// Data written but not known to be on the disk is kept under this much: writeback is started
+/// after every slice, and waited for once it falls this far behind (on a slow SD card this paces
+/// the job at the card's speed instead of leaving it all to the final fdatasync).
+const WRITEBACK_WINDOW: u64 = 2 * 1024 * 1024;
+
 /// A snapshot being written to `<project>.json.tmp`, key by key in byte order, and renamed over
 /// `<project>.json` once whole: the rename-on-write dance of rust-atomicwrites, spread over as
 /// many calls as the caller likes. Dropped unfinished, it removes its temporary file.
@@ -100,6 +105,11 @@ pub struct SnapshotWriter {
     /// The last key written (the next slice starts after it); None before the first.
     after: Option<Box<str>>,
     keys: u64,
+    /// Bytes handed to the file so far; writeback started up to `started`, waited for up to
+    /// `waited`.
+    bytes: u64,
+    started: u64,
+    waited: u64,
 }
 
 impl SnapshotWriter {
@@ -119,12 +129,17 @@ impl SnapshotWriter {
             path,
             after: None,
             keys: 0,
+            bytes: 0,
+            started: 0,
+            waited: 0,
         };
-        let w = sw.writer();
-        writeln!(w, "{FIRST_LINE}")?;
-        w.write_all(b"\"project\": ")?;
-        w.write_all(&header.to_json())?;
-        writeln!(w, ",\n{KEYS_LINE}")?;
+        let mut head = Vec::new();
+        writeln!(head, "{FIRST_LINE}")?;
+        head.extend_from_slice(b"\"project\": ");
+        head.extend_from_slice(&header.to_json());
+        writeln!(head, ",\n{KEYS_LINE}")?;
+        sw.writer().write_all(&head)?;
+        sw.bytes = head.len() as u64;
         Ok(sw)
     }
 
@@ -135,8 +150,9 @@ impl SnapshotWriter {
     }
 
     /// Write the next keys of `project` (those after the last one written, as they are now)
-    /// until about `budget` bytes went out, then push them to the disk, so that finishing never
-    /// has a large file to sync in one piece. Returns true once every key is written.
+    /// until about `budget` bytes went out, then start pushing them to the disk, so that
+    /// finishing never has a large file to sync in one piece. Returns true once every key is
+    /// written.
     pub fn write_slice(&mut self, project: &Project, budget: usize) -> io::Result<bool> {
         let mut written = 0;
         let mut done = true;
@@ -154,21 +170,30 @@ impl SnapshotWriter {
             write_entry(&mut line, r.key(), r.value())?;
             self.writer().write_all(&line)?;
             written += line.len();
+            self.bytes += line.len() as u64;
             self.keys += 1;
             last = Some(r.key());
         }
         if let Some(k) = last {
             self.after = Some(k.into());
         }
+        let (bytes, started, waited) = (self.bytes, self.started, self.waited);
         let w = self.writer();
         w.flush()?;
-        w.get_ref().sync_data()?;
+        writeback::start(w.get_ref(), started, bytes);
+        if bytes - waited > WRITEBACK_WINDOW {
+            let upto = bytes - WRITEBACK_WINDOW / 2;
+            writeback::wait(w.get_ref(), waited, upto);
+            self.waited = upto;
+        }
+        self.started = bytes;
         Ok(done)
     }
 
     /// Close the document, sync it, rename it into place and sync the directory. Returns the
-    /// snapshot's size in bytes.
-    pub fn finish(mut self) -> io::Result<u64> {
+    /// snapshot's size in bytes, and the snapshot it replaced, still open: closing it frees its
+    /// blocks, which for a large one is better done a step at a time (see `writeback`).
+    pub fn finish(mut self) -> io::Result<(u64, Option<File>)> {
         let w = self.w.take().expect("finish runs once");
         let result = self.close(w);
         if result.is_err() {
@@ -177,19 +202,25 @@ impl SnapshotWriter {
         result
     }
 
-    fn close(&self, mut w: BufWriter<File>) -> io::Result<u64> {
+    fn close(&self, mut w: BufWriter<File>) -> io::Result<(u64, Option<File>)> {
         if self.keys > 0 {
             w.write_all(b"\n")?;
         }
         writeln!(w, "{LAST_LINE}")?;
         let file = w.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
+        // The size is the only metadata a reader needs: fdatasync covers it.
+        file.sync_data()?;
         let size = file.metadata()?.len();
+        let old = match OpenOptions::new().write(true).open(&self.path) {
+            Ok(f) => Some(f),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e),
+        };
         fs::rename(&self.tmp, &self.path)?;
         if let Some(dir) = self.path.parent() {
             sync_dir(dir)?;
         }
-        Ok(size)
+        Ok((size, old))
     }
 }
 
@@ -202,9 +233,14 @@ impl Drop for SnapshotWriter {
 }
 
 /// Write a whole snapshot of `project` at once, replaying from journal segment `journal` on.
-/// Returns its size. For small projects (a new one) and offline tools; the server writes large
-/// ones a slice per loop turn.
-pub fn save(dir: &Path, name: &str, project: &Project, journal: u64) -> io::Result<u64> {
+/// Returns its size and the snapshot it replaced (see `SnapshotWriter::finish`). For small
+/// projects (a new one) and offline tools; the server writes large ones a slice per loop turn.
+pub fn save(
+    dir: &Path,
+    name: &str,
+    project: &Project,
+    journal: u64,
+) -> io::Result<(u64, Option<File>)> {
     let mut w = SnapshotWriter::begin(dir, &Header::of(name, project, Some(journal)))?;
     w.write_slice(project, usize::MAX)?;
     w.finish()
@@ -425,7 +461,8 @@ mod tests {
             )
             .unwrap();
         let _ = s.put("p", "bin", &[0, 255, 1], None, None).unwrap();
-        let size = save(&dir, "p", s.project("p").unwrap(), 4).unwrap();
+        let (size, replaced) = save(&dir, "p", s.project("p").unwrap(), 4).unwrap();
+        assert!(replaced.is_none());
         let text = fs::read(snapshot_path(&dir, "p")).unwrap();
         assert_eq!(size, text.len() as u64);
         let json: serde_json::Value = serde_json::from_slice(&text).unwrap();

@@ -47,8 +47,10 @@ pub struct Commit<A> {
     groups: BTreeMap<String, Group<A>>,
     /// Frozen projects, and the answer waiting for each one's first snapshot.
     converting: BTreeMap<String, A>,
-    /// Keys whose change became durable (or final, in memory) since `take_changed`.
+    /// Keys whose change became durable (or final, in memory) since `take_changed`, noted only
+    /// while `watching`: most writes have no one to tell.
     changed: Vec<(String, Box<str>)>,
+    watching: bool,
 }
 
 impl<A> Commit<A> {
@@ -58,6 +60,7 @@ impl<A> Commit<A> {
             groups: BTreeMap::new(),
             converting: BTreeMap::new(),
             changed: Vec::new(),
+            watching: false,
         }
     }
 
@@ -105,7 +108,16 @@ impl<A> Commit<A> {
         None
     }
 
+    /// Note changed keys for `take_changed` from now on (true: a watch is parked) or not. A
+    /// watch reads the store's state when it parks, so nothing before it needs noting.
+    pub fn set_watching(&mut self, on: bool) {
+        self.watching = on;
+    }
+
     fn note_changed(&mut self, change: &Change) {
+        if !self.watching {
+            return;
+        }
         let project = change.project();
         self.changed
             .extend(change.keys().map(|k| (project.to_string(), k.into())));

@@ -171,6 +171,7 @@ impl Server {
             .or_default()
             .push(idx);
         self.watch_deadlines.insert((deadline, idx));
+        self.commit.set_watching(true);
         self.park(
             idx,
             Waiting::Watch {

@@ -8,8 +8,13 @@ use crate::auth::Token;
 /// How to take back one step of a change.
 #[derive(Debug)]
 pub(super) enum Undo {
-    /// A key was written or removed; `old` is what it held before (None: absent).
-    Key { key: Box<str>, old: Option<Record> },
+    /// A key was written or removed; `old` is what it held before, `new` a copy of what it
+    /// held after (None: absent).
+    Key {
+        key: Box<str>,
+        old: Option<Record>,
+        new: Option<Record>,
+    },
     /// Settings or tokens changed; these were the values before.
     Meta {
         persistence: Persistence,
@@ -51,6 +56,15 @@ impl Change {
     pub fn keys(&self) -> impl Iterator<Item = &str> {
         self.steps.iter().filter_map(|s| match s {
             Undo::Key { key, .. } => Some(&**key),
+            _ => None,
+        })
+    }
+
+    /// Each key written or removed, with what it held right after this change (None: absent),
+    /// in order: what the journal records of the change.
+    pub fn written(&self) -> impl Iterator<Item = (&str, Option<&Record>)> {
+        self.steps.iter().filter_map(|s| match s {
+            Undo::Key { key, new, .. } => Some((&**key, new.as_ref())),
             _ => None,
         })
     }

@@ -405,7 +405,7 @@ impl Store {
                         p.tokens = tokens;
                     }
                 }
-                Undo::Key { key, old } => {
+                Undo::Key { key, old, .. } => {
                     self.swap(&name, &key, old);
                 }
             }
@@ -545,6 +545,18 @@ impl Store {
         old
     }
 
+    /// `swap`, keeping the step as part of a change: what the key held and a copy of what it
+    /// holds now (the journal writes that copy, with no search of the tree at commit time).
+    fn change_key(&mut self, project: &str, key: Box<str>, new: Option<Record>) -> Undo {
+        let copy = new.clone();
+        let old = self.swap(project, &key, new);
+        Undo::Key {
+            key,
+            old,
+            new: copy,
+        }
+    }
+
     fn live(&self, expires_at: Option<u64>) -> bool {
         expires_at.is_none_or(|t| t > self.clock)
     }
@@ -573,6 +585,10 @@ impl Store {
         let Some(p) = self.projects.get(project) else {
             return Ok(());
         };
+        // The common case: no limit, so no search of the key (a few cache misses at 1M keys).
+        if self.max_keys.is_none() && p.quota == Quota::default() {
+            return Ok(());
+        }
         let old = p.keys.get(key.as_bytes());
         let hit = |name, limit| Err(StoreError::Quota(QuotaHit { name, limit }));
         if old.is_none() {
@@ -623,31 +639,24 @@ impl Store {
                 expires_at,
             },
         );
-        let old = self.swap(project, key, Some(record));
+        let step = self.change_key(project, key.into(), Some(record));
+        let Undo::Key { old, .. } = &step else {
+            unreachable!("change_key makes key steps");
+        };
         let created = old.as_ref().is_none_or(|o| !self.live(o.expires_at()));
-        let change = Change::new(
-            project,
-            vec![Undo::Key {
-                key: key.into(),
-                old,
-            }],
-        );
-        Ok((Written { created, version }, change))
+        Ok((
+            Written { created, version },
+            Change::new(project, vec![step]),
+        ))
     }
 
     pub fn delete(&mut self, project: &str, key: &str) -> Result<Change, StoreError> {
         self.get(project, key)?;
-        let old = self.swap(project, key, None);
+        let step = self.change_key(project, key.into(), None);
         let p = self.projects.get_mut(project).expect("checked by get");
         let version = p.next_version();
         p.note_deletion(version, key);
-        Ok(Change::new(
-            project,
-            vec![Undo::Key {
-                key: key.into(),
-                old,
-            }],
-        ))
+        Ok(Change::new(project, vec![step]))
     }
 
     /// Add `delta` to a counter: a missing key counts as 0; the expiry and Content-Type stay.
@@ -744,11 +753,7 @@ impl Store {
                 if actual == 0 {
                     return Ok(BatchDone::Delete { deleted: false });
                 }
-                let old = self.swap(project, &key, None);
-                steps.push(Undo::Key {
-                    key: key.into_boxed_str(),
-                    old,
-                });
+                steps.push(self.change_key(project, key.into_boxed_str(), None));
                 Ok(BatchDone::Delete { deleted: true })
             }
             BatchOp::Put {
@@ -774,11 +779,7 @@ impl Store {
                         expires_at,
                     },
                 );
-                let old = self.swap(project, &key, Some(record));
-                steps.push(Undo::Key {
-                    key: key.into_boxed_str(),
-                    old,
-                });
+                steps.push(self.change_key(project, key.into_boxed_str(), Some(record)));
                 Ok(BatchDone::Put {
                     created: actual == 0,
                     version,
@@ -849,19 +850,15 @@ impl Store {
         let removed = removing.len();
         let mut steps = Vec::with_capacity(removed + incoming.len());
         for key in removing {
-            let old = self.swap(project, &key, None);
             if let Some(p) = self.projects.get_mut(project) {
                 p.note_deletion(version, &key);
             }
-            steps.push(Undo::Key { key, old });
+            steps.push(self.change_key(project, key, None));
         }
         for (key, mut value) in incoming {
             value.version = version;
-            let old = self.swap(project, &key, Some(Record::new(&key, value.as_ref())));
-            steps.push(Undo::Key {
-                key: key.into_boxed_str(),
-                old,
-            });
+            let record = Record::new(&key, value.as_ref());
+            steps.push(self.change_key(project, key.into_boxed_str(), Some(record)));
         }
         if let Some(p) = self.projects.get_mut(project) {
             p.version = version;
@@ -965,14 +962,15 @@ impl Store {
             if t > self.clock {
                 break;
             }
-            let old = self.swap(&project, &key, None);
             self.expiry.remove(&(t, project.clone(), key.clone()));
-            let Some(p) = self.projects.get_mut(&project) else {
+            if !self.projects.contains_key(&project) {
                 continue;
-            };
+            }
+            let step = self.change_key(&project, key.clone(), None);
+            let p = self.projects.get_mut(&project).expect("checked above");
             let version = p.next_version();
             p.note_deletion(version, &key);
-            changes.push(Change::new(&project, vec![Undo::Key { key, old }]));
+            changes.push(Change::new(&project, vec![step]));
         }
         changes
     }

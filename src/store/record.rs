@@ -20,6 +20,7 @@ pub const MAX_CONTENT_TYPE: usize = 255;
 /// A key longer than this cannot be stored (its length is two bytes).
 pub const MAX_KEY: usize = u16::MAX as usize;
 
+#[derive(Clone)]
 pub struct Record(Box<[u8]>);
 
 /// A stored value as handlers and snapshots see it.
