@@ -7,17 +7,18 @@
 //! was. A torn last record was never acknowledged (its answer waits for the sync); a bad record
 //! anywhere else is damage, and pykv refuses to guess.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fs;
+use std::hash::{Hash, Hasher};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use super::disk::OnDisk;
 use super::journal::{self, End, Entry, Op};
-use super::snapshot::{self, write_entry, Header};
+use super::snapshot::{self, write_entry, Header, Snapshot};
 use super::{journal_path, list_dir, snapshot_path, FileName, FORMAT_VERSION};
 use crate::auth::Source;
-use crate::store::{self, Persistence, Project};
+use crate::store::{self, Persistence, Project, Record};
 
 /// A project as loaded: its snapshot with its journal replayed on top, and its files.
 pub struct Loaded {
@@ -81,27 +82,63 @@ fn survey(dir: &Path) -> Result<BTreeMap<String, Found>, String> {
     Ok(by_project)
 }
 
-/// Replay one segment into `project`. Returns the scan (how it ended) or the damage, named.
-fn replay(
-    project: &mut Project,
-    name: &str,
-    path: &Path,
-    deleted: &mut bool,
-) -> Result<journal::Scan, String> {
-    let scan = journal::scan(path, |group| {
+/// What replaying a project's journal found: each key's last state (applied to the snapshot's
+/// keys in one merge, not one tree search per record: a journal may hold a million records),
+/// the last settings record, the highest version, and whether the project was deleted.
+#[derive(Default)]
+struct Replay {
+    keys: HashSet<Last>,
+    meta: Option<Header>,
+    version: u64,
+    deleted: bool,
+}
+
+/// A key's last state in the journal, hashed and compared by the key alone (one allocation a
+/// record: the record itself, or the removed key). SipHash, not a faster hash: the keys are the
+/// clients', and a restart must not be theirs to slow down.
+enum Last {
+    Put(Record),
+    Delete(Box<str>),
+}
+
+impl Last {
+    fn key(&self) -> &[u8] {
+        match self {
+            Last::Put(r) => r.key_bytes(),
+            Last::Delete(k) => k.as_bytes(),
+        }
+    }
+}
+
+impl PartialEq for Last {
+    fn eq(&self, other: &Last) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for Last {}
+
+impl Hash for Last {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.key().hash(state);
+    }
+}
+
+impl Replay {
+    fn apply(&mut self, name: &str, group: Vec<Entry>) -> Result<(), String> {
         for entry in group {
-            if *deleted {
+            if self.deleted {
                 return Err("records after the project's deletion".into());
             }
             match entry {
                 Entry::Keys { version, ops } => {
                     for op in ops {
-                        match op {
-                            Op::Put(r) => project.replay_put(r),
-                            Op::Delete(key) => project.replay_delete(&key),
-                        }
+                        self.keys.replace(match op {
+                            Op::Put(r) => Last::Put(r),
+                            Op::Delete(key) => Last::Delete(key),
+                        });
                     }
-                    project.replay_version(version);
+                    self.version = self.version.max(version);
                 }
                 Entry::Meta(json) => {
                     let h: Header = serde_json::from_slice(&json)
@@ -109,15 +146,48 @@ fn replay(
                     if h.name != name {
                         return Err(format!("a settings record names project {:?}", h.name));
                     }
-                    project.replay_meta(h.persistence, h.quota, h.source, h.tokens);
-                    project.replay_version(h.version);
+                    self.version = self.version.max(h.version);
+                    self.meta = Some(h);
                 }
-                Entry::Deleted => *deleted = true,
+                Entry::Deleted => self.deleted = true,
             }
         }
         Ok(())
-    })
-    .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+
+    /// The mode the journal left the project in (None: the snapshot's).
+    fn persistence(&self) -> Option<Persistence> {
+        self.meta.as_ref().map(|h| h.persistence)
+    }
+
+    /// The project: the snapshot's keys with the journal's last states merged in, both in key
+    /// order, in one pass.
+    fn build(self, snap: Snapshot) -> Project {
+        let mut changed: Vec<Last> = self.keys.into_iter().collect();
+        changed.sort_unstable_by(|a, b| a.key().cmp(b.key()));
+        let mut merged = Vec::with_capacity(snap.records.len() + changed.len());
+        let mut old = snap.records.into_iter().peekable();
+        for last in changed {
+            while let Some(r) = old.next_if(|r| r.key_bytes() < last.key()) {
+                merged.push(r);
+            }
+            // The journal's state replaces the snapshot's.
+            old.next_if(|r| r.key_bytes() == last.key());
+            if let Last::Put(r) = last {
+                merged.push(r);
+            }
+        }
+        merged.extend(old);
+        let h = self.meta.unwrap_or(snap.header);
+        let version = h.version.max(self.version);
+        Project::restore(h.persistence, h.source, h.tokens, version, merged).with_quota(h.quota)
+    }
+}
+
+/// Replay one segment into `replay`. Returns the scan (how it ended) or the damage, named.
+fn replay(replay: &mut Replay, name: &str, path: &Path) -> Result<journal::Scan, String> {
+    let scan = journal::scan(path, |group| replay.apply(name, group))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     if let End::Corrupt { offset, why } = &scan.end {
         return Err(format!(
             "{}: byte {offset}: {why}; the journal is damaged after its last good record. \
@@ -142,10 +212,10 @@ fn read_project(name: &str, found: Found) -> Result<Read, String> {
         return read_orphans(name, found.segments, fixes);
     };
     let snap = snapshot::load(&snapshot_file)?;
-    let mut project = snap.project;
+    let first = snap.journal();
     let mut live = Vec::new();
     for (seq, path) in found.segments {
-        if seq < snap.journal {
+        if seq < first {
             fixes.push(Fix::Remove {
                 path,
                 why: "a journal segment already folded into the snapshot",
@@ -155,25 +225,25 @@ fn read_project(name: &str, found: Found) -> Result<Read, String> {
         }
     }
     for (i, (seq, path)) in live.iter().enumerate() {
-        let expected = snap.journal + i as u64;
+        let expected = first + i as u64;
         if *seq != expected {
             return Err(format!(
                 "{}: journal segment {} is missing before it (the snapshot {} names segment {})",
                 path.display(),
                 journal_path(Path::new(""), name, expected).display(),
                 snapshot_file.display(),
-                snap.journal
+                first
             ));
         }
     }
-    let mut deleted = false;
+    let mut replayed = Replay::default();
     let mut segments = Vec::new();
     let mut records = 0;
     let mut journal_bytes = 0;
     let mut torn = None;
     let last = live.len().saturating_sub(1);
     for (i, (seq, path)) in live.iter().enumerate() {
-        let scan = replay(&mut project, name, path, &mut deleted)?;
+        let scan = replay(&mut replayed, name, path)?;
         if let End::Torn { offset, why } = &scan.end {
             if i != last {
                 return Err(format!(
@@ -196,6 +266,9 @@ fn read_project(name: &str, found: Found) -> Result<Read, String> {
         journal_bytes += scan.good_len;
         segments.push((*seq, scan.good_len));
     }
+    let snapshot_bytes = snap.bytes;
+    let deleted = replayed.deleted;
+    let project = replayed.build(snap);
     let gone = deleted
         || (project.persistence() == Persistence::Memory && project.source() == Source::Api);
     if gone {
@@ -217,9 +290,9 @@ fn read_project(name: &str, found: Found) -> Result<Read, String> {
             name: name.to_string(),
             project,
             files: OnDisk {
-                first: snap.journal,
+                first,
                 segments,
-                snapshot_bytes: snap.bytes,
+                snapshot_bytes,
             },
         }),
         fixes,
@@ -236,14 +309,13 @@ fn read_orphans(
     segments: Vec<(u64, PathBuf)>,
     mut fixes: Vec<Fix>,
 ) -> Result<Read, String> {
-    let mut scratch = Project::new(Persistence::Sync, Source::Api, Vec::new());
-    let mut deleted = false;
+    let mut replayed = Replay::default();
     let mut any = false;
     for (_, path) in &segments {
-        let scan = replay(&mut scratch, name, path, &mut deleted)?;
+        let scan = replay(&mut replayed, name, path)?;
         any |= scan.records > 0;
     }
-    let leftover = deleted || scratch.persistence() == Persistence::Memory || !any;
+    let leftover = replayed.deleted || replayed.persistence() == Some(Persistence::Memory) || !any;
     if let (false, Some((_, path))) = (leftover, segments.first()) {
         return Err(format!(
             "{}: a journal without its snapshot {}; restore the snapshot or move the journal away",
@@ -399,7 +471,7 @@ pub fn repair(dir: &Path, project: Option<&str>) -> Result<Vec<String>, String> 
     let mut out = Vec::new();
     for (name, f) in found {
         let first = match &f.snapshot {
-            Some(path) => snapshot::load(path)?.journal,
+            Some(path) => snapshot::load(path)?.journal(),
             None => 0,
         };
         let mut report = None;
