@@ -151,7 +151,12 @@ class Page:
         return self.find("#notice span").text
 
     def shot(self, name):
+        """Save a screenshot, and check the view shows no JavaScript value by mistake."""
         self.d.save_screenshot(os.path.join(self.shots, name + ".png"))
+        text = self.d.find_element(By.TAG_NAME, "main").text
+        for slip in ("[object ", "undefined", "NaN"):
+            check(slip not in text, "%r shown in %s" % (slip, name))
+        check("null" not in text.splitlines(), "a lone null shown in " + name)
 
 
 def scenario(p, api, admin):
@@ -215,6 +220,16 @@ def scenario(p, api, admin):
     check(json.loads(run.stdout) == {"project": "garden", "key": "notes/hello", "version": 2},
           "the curl command works: %r" % run.stdout)
     p.until(lambda: "hello curl" in p.find("pre.value").text, "the live key view to show the curl write")
+
+    step("keys: a key with a space, ?, #, %, + and a non-ASCII letter is one key in every URL")
+    odd = "notes/a b?c#d%\u00e9+"
+    p.go("#/p/garden/new?prefix=notes%2F")
+    p.type("input[name=key]", odd[len("notes/"):], clear=False)
+    p.type("textarea[name=value]", "odd")
+    p.click("Create")
+    p.wait_hash("#/p/garden/key/" + urllib.parse.quote(odd, safe="-_.!~*'()"))
+    p.text_in("main .crumbs strong", odd[len("notes/"):])
+    check(api.call("GET", "/v1/kv/garden/" + urllib.parse.quote(odd, safe=""), read)[2] == b"odd", "the odd key")
 
     step("keys: put a JSON value; it shows pretty-printed")
     p.go("#/p/garden/new?prefix=config%2F")
@@ -417,6 +432,7 @@ def scenario(p, api, admin):
     check('"name": "garden"' in op.find_element(By.CSS_SELECTOR, ".answer pre.body").text, "the body")
     check("content-type: application/json" in op.find_element(By.CSS_SELECTOR, ".answer pre.headers").text,
           "the headers")
+    d.execute_script("arguments[0].scrollIntoView()", op.find_element(By.CSS_SELECTOR, ".try"))
     p.shot("11-docs")
     p.go("#/docs/getKey")
     op = p.find("#op-getKey")

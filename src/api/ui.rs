@@ -1,7 +1,8 @@
-//! The page for people: `GET /` and `GET /docs` answer the app's HTML, `GET /ui/<name>-<hash>.<ext>`
-//! its scripts, style sheet and icon, all compiled in from `src/ui/`. Static bytes and their
-//! headers only: no token, no store, no API logic (the page calls the API like any client).
-//! These routes are not API operations, so the OpenAPI document does not list them.
+//! The page for people: `GET /` and `GET /docs` answer the app's HTML, and
+//! `GET /ui/<name>-<hash>.<ext>` its scripts, style sheet and icon, all compiled in from
+//! `src/ui/`. Static bytes and their headers only: no token, no store, no API logic (the page
+//! calls the API like any other client). These routes are not API operations, so the OpenAPI
+//! document does not list them.
 
 use std::sync::OnceLock;
 
@@ -9,14 +10,13 @@ use crate::http::{Request, Response};
 
 /// One file of the page, served under a name that carries a hash of its bytes, so that a
 /// browser may keep it for a year and still never runs an old script against a new server.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Asset {
+struct Asset {
     /// As `index.html` refers to it: `/ui/<name>`.
-    pub name: &'static str,
-    pub content_type: &'static str,
-    pub body: &'static [u8],
+    name: &'static str,
+    content_type: &'static str,
+    body: &'static [u8],
     /// FNV-1a of `body`, computed when the binary is built.
-    pub hash: u64,
+    hash: u64,
 }
 
 macro_rules! asset {
@@ -34,7 +34,7 @@ const JS: &str = "text/javascript; charset=utf-8";
 
 /// Every asset the HTML loads. Scripts run in this order (they are `defer`red): helpers first,
 /// then one file per view, `app.js` (the router) last.
-pub const ASSETS: &[Asset] = &[
+const ASSETS: &[Asset] = &[
     asset!("style.css", "text/css; charset=utf-8"),
     asset!("icon.svg", "image/svg+xml"),
     asset!("dom.js", JS),
@@ -114,7 +114,7 @@ fn respond(
 ) -> Response {
     let unchanged = req
         .header("if-none-match")
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
     let r = if unchanged {
         Response::empty(304)
     } else {

@@ -86,7 +86,7 @@ function render() {
       el('a', {href: '#/signin'}, 'Sign in as admin')));
     return;
   }
-  document.title = 'pykv · ' + (project ? project + ' · ' : '') + path.split('/').filter(x => x && x !== 'p')[project ? 1 : 0];
+  document.title = ['pykv', project, path.split('/')[project ? 2 : 0]].filter(Boolean).join(' · ');
   Promise.resolve()
     .then(() => view({view: v, params, args, signal: ctl.signal, session: s}))
     .catch(e => {
@@ -110,7 +110,7 @@ function drawHeader(s, path, project) {
         section(base + 'settings', 'Settings', rest === 'settings'));
     }
   }
-  links.push(section('docs', 'API docs', path.startsWith('docs')));
+  links.push(section('docs', 'Docs', path.startsWith('docs')));
   document.getElementById('nav').replaceChildren(...links);
   const who = s
     ? [el('span', s.admin ? 'admin' : 'project ' + s.project),
@@ -139,7 +139,7 @@ function viewSignin({view, params}) {
   const submit = el('button', {type: 'submit'}, 'Sign in');
   const form = el('form.box',
     why ? el('p.box.error', why) : null,
-    el('p.muted', 'With the admin token (data/admin.token on the server) or a project token. ' +
+    el('p.muted', 'With the admin token (admin.token in the server\'s data directory) or a project token. ' +
       'It is kept in this browser tab only (sessionStorage) and sent only to this server.'),
     field('Token', token),
     field('Project', project, 'Needed with a project token: a token cannot tell its project.'),

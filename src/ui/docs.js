@@ -33,9 +33,9 @@ async function viewDocs({view, args: [opened], signal}) {
     view.append(el('h2', tag.name));
     for (const o of ops.filter(o => (o.op.tags || [])[0] === tag.name)) view.append(operation(o, opened));
   }
-  view.append(el('h2', 'Schemas'), Object.entries(doc.components.schemas).map(([name, schema]) =>
+  add(view, [el('h2', 'Schemas'), Object.entries(doc.components.schemas).map(([name, schema]) =>
     el('details.op', {id: 'schema-' + name}, el('summary', el('code', name), ' ', schema.description || ''),
-      el('div', schemaBlock(schema)))));
+      el('div', schemaBlock(schema))))]);
 }
 
 /** One operation: folded until opened, then drawn (the document has dozens). */

@@ -99,14 +99,14 @@ async function viewKeys({view, args: [project], params, signal}) {
   view.append(
     el('div.row', el('h1', 'Keys'), el('a.button', {href: href('p/' + enc(project) + '/new', {prefix})}, 'New key')),
     crumbs(project, prefix), filterForm,
-    el('div.row', live, curlButton(() => watchReq(project, prefix, '<version>'))),
+    el('div.row', live, curlButton(() => watchReq(project, prefix, shown.version))),
     list);
-  const first = await loadPage(project, prefix, after, signal);
-  draw(first);
-  follow(project, prefix, first.version, signal, live, async () => {
-    const page = await loadPage(project, prefix, after, signal);
-    draw(page);
-    return page.version;
+  let shown = await loadPage(project, prefix, after, signal);
+  draw(shown);
+  follow(project, prefix, shown.version, signal, live, async () => {
+    shown = await loadPage(project, prefix, after, signal);
+    draw(shown);
+    return shown.version;
   });
 }
 

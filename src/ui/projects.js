@@ -94,7 +94,7 @@ async function viewSettings({view, args: [project], signal}) {
     go('projects');
   }, 'danger');
 
-  view.append(
+  add(view, [
     el('div.row', el('h1', 'Project ' + project), curlButton(getReq)),
     el('dl.meta',
       el('dt', 'Keys'), el('dd', p.keys + (p.max_keys != null ? ' of at most ' + p.max_keys : '')),
@@ -105,5 +105,5 @@ async function viewSettings({view, args: [project], signal}) {
     fromConfig ? el('p.box.warn', 'This project is declared in config.json: change it there and restart.') : null,
     form,
     el('h2', 'Danger zone'),
-    fromConfig ? el('p.muted', 'Remove it from config.json to delete it.') : el('div', del));
+    fromConfig ? el('p.muted', 'Remove it from config.json to delete it.') : el('div', del)]);
 }

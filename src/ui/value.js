@@ -70,7 +70,7 @@ function bodyOf(v, key) {
 }
 
 function fileName(key) {
-  return key.split('/').filter(Boolean).pop().replace(/[^\w.-]+/g, '_') || 'value';
+  return (key.split('/').filter(Boolean).pop() || '').replace(/[^\w.-]+/g, '_') || 'value';
 }
 
 function download(v, key) {
@@ -337,6 +337,7 @@ function editor(view, project, key, v, initialKey, signal) {
         : k + ' changed on the server since you opened it: you edited version ' + base + ', it is now version ' + theirs.version + '.'
       : k + ' was deleted on the server since you opened it.';
     base = theirs ? theirs.version : null;
+    changed.replaceChildren();
     conflict.replaceChildren(el('div.box.warn.conflict',
       el('h2', 'Conflict: not saved'), el('p', why),
       el('div.cols',
