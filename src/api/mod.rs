@@ -15,6 +15,7 @@ mod metrics;
 mod projects;
 mod query;
 mod tokens;
+mod ui;
 
 use crate::config::Limits;
 use crate::error::ApiError;
@@ -151,6 +152,8 @@ pub enum Route {
     CompatPut(String),
     CompatGet(String, String),
     CompatDelete(String, String),
+    /// The page for people (`/`, `/docs`, `/ui/...`): see ui.rs.
+    Page(ui::Page),
 }
 
 /// The OpenAPI 3.1 document of every route below, served at `GET /openapi.json`. A unit test
@@ -159,7 +162,8 @@ pub const OPENAPI: &str = include_str!("openapi.json");
 
 /// Every route as the OpenAPI document names it, with the methods it answers (besides OPTIONS,
 /// which every route answers for CORS). The PyKV-compatible routes exist only when
-/// `compat_project` is set.
+/// `compat_project` is set. The page's routes (`Route::Page`) are left out on purpose: they
+/// serve the page, not the API, and the document describes the API only.
 pub const ROUTES: &[(&str, &str)] = &[
     ("/health", "GET, HEAD"),
     ("/metrics", "GET, HEAD"),
@@ -197,6 +201,9 @@ impl Route {
         }
         if rest == "openapi.json" {
             return Some(Route::OpenApi);
+        }
+        if let Some(page) = ui::route(rest) {
+            return Some(Route::Page(page));
         }
         if let Some(project) = compat {
             let p = project.to_string();
@@ -238,7 +245,7 @@ impl Route {
     /// The methods this route answers, as sent in `Allow`.
     pub fn allow(&self) -> &'static str {
         match self {
-            Route::Health | Route::Metrics | Route::OpenApi => "GET, HEAD",
+            Route::Health | Route::Metrics | Route::OpenApi | Route::Page(_) => "GET, HEAD",
             Route::Projects => "GET, HEAD, POST",
             Route::Project(_) => "GET, HEAD, PATCH, DELETE",
             Route::Tokens(_) => "GET, HEAD, POST",
@@ -268,12 +275,13 @@ impl Route {
             Route::Keys(_) => "kv_list",
             Route::Key(..) => "kv_key",
             Route::CompatPut(_) | Route::CompatGet(..) | Route::CompatDelete(..) => "compat",
+            Route::Page(_) => "ui",
         }
     }
 
     pub fn touches(&self) -> Touches<'_> {
         match self {
-            Route::Health | Route::OpenApi => Touches::Nothing,
+            Route::Health | Route::OpenApi | Route::Page(_) => Touches::Nothing,
             Route::Metrics => Touches::All,
             Route::Projects => Touches::All,
             Route::Project(p)
@@ -372,6 +380,7 @@ fn dispatch(
         (Route::CompatPut(p), _) => compat::put(ctx, store, req, p).map(changed),
         (Route::CompatGet(p, k), _) => compat::get(ctx, store, req, p, k).map(now),
         (Route::CompatDelete(p, k), _) => compat::delete(ctx, store, req, p, k).map(changed),
+        (Route::Page(page), _) => Ok(now(ui::get(req, *page))),
     }
 }
 
@@ -451,8 +460,8 @@ mod tests {
             Route::parse_test("/v1/kv/a/"),
             Some(Route::Key("a".into(), "".into()))
         );
+        assert_eq!(Route::parse_test("/"), Some(Route::Page(ui::Page::App)));
         for bad in [
-            "/",
             "/v1",
             "/v1/kv",
             "/v1/kv/",
