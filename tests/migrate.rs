@@ -244,9 +244,12 @@ impl Cluster {
         j["header"]["revision"].as_u64().expect("revision")
     }
 
+    /// Lease ids in hex, sorted (etcd lists them in no particular order).
     fn leases(&self) -> Vec<String> {
         let out = self.ctl(&["lease", "list"]);
-        out.lines().skip(1).map(str::to_string).collect()
+        let mut ids: Vec<String> = out.lines().skip(1).map(str::to_string).collect();
+        ids.sort();
+        ids
     }
 
     /// (granted TTL, remaining) of a lease, from `etcdctl lease timetolive`.
@@ -645,8 +648,7 @@ fn migrate_writes_every_key_byte_for_byte_with_types_and_leases() {
 
     // One lease per expiry second: sensors/t1 (and its content type) on one, lease/a and
     // lease/b on the other; each with the time its keys had left.
-    let mut leases = cluster.leases();
-    leases.sort();
+    let leases = cluster.leases();
     let mut want: Vec<String> = f
         .keys
         .iter()

@@ -254,7 +254,7 @@ impl Run<'_> {
             self.chunk(name, chunk, &mut report)?;
             let before = done / PROGRESS_EVERY;
             done += chunk.len();
-            if live.len() > PROGRESS_EVERY && done / PROGRESS_EVERY > before {
+            if live.len() > PROGRESS_EVERY && done < live.len() && done / PROGRESS_EVERY > before {
                 writeln!(
                     self.out,
                     "project {name}: past {} of {} keys",

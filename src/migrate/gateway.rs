@@ -467,7 +467,11 @@ fn unreachable_message(failures: &[String], answered_once: bool) -> String {
     }
     last.reverse();
     if answered_once {
-        format!("etcd stopped answering: {}", last.join("; "))
+        format!(
+            "etcd failed {} tries in a row: {}",
+            failures.len(),
+            last.join("; ")
+        )
     } else {
         format!("cannot reach etcd at {}", last.join("; "))
     }
