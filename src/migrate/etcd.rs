@@ -59,25 +59,7 @@ pub fn run(opts: &Options, out: &mut dyn Write) -> Result<(), MigrateError> {
             opts.data_dir.display()
         )));
     }
-    let urls: Vec<&str> = opts.endpoints.iter().map(|e| e.url.as_str()).collect();
-    writeln!(
-        out,
-        "{} {} from {} to etcd at {} under {:?}{}",
-        if opts.dry_run {
-            "dry run:"
-        } else {
-            "migrating"
-        },
-        plural(projects.len(), "project"),
-        opts.data_dir.display(),
-        urls.join(","),
-        opts.naming.prefix(),
-        if opts.dry_run {
-            "; nothing will be written"
-        } else {
-            ""
-        }
-    )?;
+    writeln!(out, "{}", header(opts, projects.len()))?;
     let mut run = Run {
         gw: Gateway::new(opts.endpoints.clone(), opts.credentials.clone()),
         out,
@@ -98,44 +80,25 @@ pub fn run(opts: &Options, out: &mut dyn Write) -> Result<(), MigrateError> {
         writeln!(run.out, "{}", report.line(opts.dry_run))?;
         reports.push(report);
     }
-    let written: usize = reports.iter().map(|r| r.written).sum();
-    let unchanged: usize = reports.iter().map(|r| r.unchanged).sum();
-    if opts.dry_run {
-        writeln!(
-            run.out,
-            "dry run: would write {} in {} and grant {}; nothing was written",
-            plural(written, "key"),
-            plural(run.txns, "transaction"),
-            plural(run.leases.len(), "lease"),
-        )?;
-    } else {
-        let mut mismatches = Vec::new();
-        for r in &reports {
-            if let Some(m) = run.verify(r)? {
-                mismatches.push(m);
-            }
-        }
-        if !mismatches.is_empty() {
-            return Err(MigrateError::Mismatch(mismatches.join("; ")));
-        }
-        if written == 0 {
-            let all = match unchanged {
-                1 => "the 1 key was".to_string(),
-                n => format!("all {n} keys were"),
-            };
-            writeln!(run.out, "done: nothing to change, {all} already in etcd")?;
-        } else {
-            writeln!(
-                run.out,
-                "done: {} written, {} already in etcd, {} granted",
-                plural(written, "key"),
-                unchanged,
-                plural(run.leases.len(), "lease")
-            )?;
-        }
-    }
+    run.finish(&reports)?;
     writeln!(run.out, "took {:.2} s", started.elapsed().as_secs_f64())?;
     Ok(())
+}
+
+fn header(opts: &Options, projects: usize) -> String {
+    let urls: Vec<&str> = opts.endpoints.iter().map(|e| e.url.as_str()).collect();
+    let (verb, tail) = if opts.dry_run {
+        ("dry run:", "; nothing will be written")
+    } else {
+        ("migrating", "")
+    };
+    format!(
+        "{verb} {} from {} to etcd at {} under {:?}{tail}",
+        plural(projects, "project"),
+        opts.data_dir.display(),
+        urls.join(","),
+        opts.naming.prefix(),
+    )
 }
 
 fn plural(n: usize, word: &str) -> String {
@@ -224,6 +187,43 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
+    /// The last lines: what a dry run would do; or the counts verified, and what was done.
+    fn finish(&mut self, reports: &[Report]) -> Result<(), MigrateError> {
+        let written: usize = reports.iter().map(|r| r.written).sum();
+        let unchanged: usize = reports.iter().map(|r| r.unchanged).sum();
+        if self.dry_run {
+            writeln!(
+                self.out,
+                "dry run: would write {} in {} and grant {}; nothing was written",
+                plural(written, "key"),
+                plural(self.txns, "transaction"),
+                plural(self.leases.len(), "lease"),
+            )?;
+            return Ok(());
+        }
+        let mut mismatches = Vec::new();
+        for r in reports {
+            if let Some(m) = self.verify(r)? {
+                mismatches.push(m);
+            }
+        }
+        if !mismatches.is_empty() {
+            return Err(MigrateError::Mismatch(mismatches.join("; ")));
+        }
+        let done = match (written, unchanged) {
+            (0, 0) => "done: nothing to change, no live keys to migrate".to_string(),
+            (0, 1) => "done: nothing to change, the 1 key was already in etcd".to_string(),
+            (0, n) => format!("done: nothing to change, all {n} keys were already in etcd"),
+            (w, u) => format!(
+                "done: {} written, {u} already in etcd, {} granted",
+                plural(w, "key"),
+                plural(self.leases.len(), "lease")
+            ),
+        };
+        writeln!(self.out, "{done}")?;
+        Ok(())
+    }
+
     fn notes(&mut self) -> Result<(), MigrateError> {
         for note in self.gw.take_notes() {
             writeln!(self.out, "note: {note}")?;

@@ -372,9 +372,8 @@ impl Gateway {
                 }
                 Err(Attempt::Token) => {
                     return Err(EtcdError::Refused(format!(
-                        "etcd at {} refused the request: {}",
-                        self.current_url(),
-                        "its authentication token is not valid"
+                        "etcd at {} refused the authentication token it had just given",
+                        self.current_url()
                     )))
                 }
                 Err(Attempt::Endpoint(why)) | Err(Attempt::Transient(why)) => {
@@ -457,7 +456,7 @@ fn pause(round: u32) -> Duration {
 }
 
 fn unreachable_message(failures: &[String], answered_once: bool) -> String {
-    // The last failure of each endpoint, in the order they were given.
+    // Each endpoint's last failure, the earliest first.
     let mut last: Vec<&str> = Vec::new();
     for f in failures.iter().rev() {
         let url = format!("{}: ", f.split(": ").next().unwrap_or(""));
@@ -496,10 +495,15 @@ fn classify(err: ErrorBody, url: &str, have_user: bool) -> Attempt {
     match err.code {
         UNAVAILABLE | DEADLINE_EXCEEDED | ABORTED | CANCELLED => Attempt::Transient(msg),
         RESOURCE_EXHAUSTED if msg.contains("too many requests") => Attempt::Transient(msg),
-        UNAUTHENTICATED => Attempt::Token,
-        INVALID_ARGUMENT if msg.contains("user name is empty") && !have_user => Attempt::Fatal(
-            format!("etcd at {url} has authentication on: pass --user U --password-env VAR"),
-        ),
+        UNAUTHENTICATED if have_user => Attempt::Token,
+        UNAUTHENTICATED | INVALID_ARGUMENT
+            if !have_user
+                && (err.code == UNAUTHENTICATED || msg.contains("user name is empty")) =>
+        {
+            Attempt::Fatal(format!(
+                "etcd at {url} has authentication on: pass --user U --password-env VAR"
+            ))
+        }
         PERMISSION_DENIED => Attempt::Fatal(format!(
             "etcd at {url} refused: {msg} (the user needs readwrite on the prefix)"
         )),
