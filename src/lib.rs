@@ -13,6 +13,8 @@
 //! - [`base64`] — the one encoding of bytes that are not text.
 //! - [`store`] — projects and keys in memory, with sync-mode undo logs; no I/O, no HTTP.
 //! - [`persist`] — snapshot format, atomic writes, loading and checking; reads the store only.
+//! - [`migrate`] — moving a data directory onto etcd (`pykv migrate etcd`) or Consul
+//!   (`pykv export --format consul`), offline, through `persist::read_dir`.
 //! - [`log`] — buffered log lines and clock formats.
 //! - [`metrics`] — request and snapshot counters, rendered for Prometheus.
 //! - [`signal`] — SIGTERM/SIGINT to a wake-up socket.
@@ -25,6 +27,7 @@ pub mod error;
 pub mod http;
 pub mod log;
 pub mod metrics;
+pub mod migrate;
 pub mod persist;
 pub mod server;
 pub mod signal;

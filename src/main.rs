@@ -6,6 +6,8 @@ use std::process::ExitCode;
 
 use pykv::auth::{self, Source, Token};
 use pykv::config::{self, Config};
+use pykv::migrate::args::{EtcdCommand, ExportCommand};
+use pykv::migrate::{self, MigrateError};
 use pykv::persist::disk::OnDisk;
 use pykv::persist::Disk;
 use pykv::status::Status;
@@ -20,64 +22,94 @@ Usage:
   pykv --check-config [PATH]    validate a config file and exit
   pykv --check-data [DIR]       check every snapshot and journal in a data directory
                                 (default: the config's); changes nothing
-  pykv export --data-dir DIR [--project P]
-                                print a project's keys (or all projects') as JSON lines,
-                                from the snapshots and journals, for POST /v1/projects/P/import
   pykv repair --data-dir DIR [--project P]
                                 cut each damaged journal at its last good record, keeping
                                 a copy; run it with the server stopped
+  pykv export --data-dir DIR [--project P] [--format jsonl|consul] [--prefix PFX]
+                                print a project's keys (or all projects') from the snapshots
+                                and journals: JSON lines for POST /v1/projects/P/import (jsonl,
+                                the default), or the JSON that `consul kv import` reads (keys
+                                PFX+project/key, default PFX pykv/)
+  pykv migrate etcd --data-dir DIR --endpoints URL[,URL...] [--project P] [--prefix PFX]
+                    [--user U --password-env VAR] [--dry-run]
+                                write every live key into etcd through its v3 gateway as
+                                PFX+project/key (default PFX /pykv/), content types under
+                                PFX.meta/, TTLs as leases; verify the counts (exit 1 if they
+                                differ); --dry-run writes nothing
+  pykv migrate etcd --roles --data-dir DIR [--project P] [--prefix PFX] [--endpoints URLS]
+                                print (never run) etcdctl commands giving each token's reach
+                                to an etcd role and user; no secret is printed
   pykv token                    print a fresh random token (for config.json)
   pykv --help | --version
 
 Environment:
   PYKV_CONFIG        config file path, when --config is not given
   PYKV_ADMIN_TOKEN   admin token, when config.json sets none
+
+Exit status: 0 done, 2 a usage, data or connection error (one line on stderr), 1 a count
+mismatch after pykv migrate etcd.
 ";
+
+/// A failed command: its one stderr line and exit status (2 unless a command says otherwise).
+struct Failure {
+    status: u8,
+    message: String,
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Failure {
+        Failure { status: 2, message }
+    }
+}
+
+impl From<MigrateError> for Failure {
+    fn from(e: MigrateError) -> Failure {
+        Failure {
+            status: e.exit_status(),
+            message: e.to_string(),
+        }
+    }
+}
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(msg) => {
-            eprintln!("pykv: {msg}");
-            ExitCode::from(2)
+        Err(f) => {
+            eprintln!("pykv: {}", f.message);
+            ExitCode::from(f.status)
         }
     }
 }
 
-fn run(args: &[String]) -> Result<(), String> {
+fn run(args: &[String]) -> Result<(), Failure> {
     let strs: Vec<&str> = args.iter().map(String::as_str).collect();
     match strs.as_slice() {
-        ["--help"] | ["-h"] => {
-            print!("{HELP}");
-            Ok(())
-        }
-        ["--version"] | ["-V"] => {
-            println!("pykv {}", env!("CARGO_PKG_VERSION"));
-            Ok(())
-        }
+        ["--help"] | ["-h"] => print!("{HELP}"),
+        ["--version"] | ["-V"] => println!("pykv {}", env!("CARGO_PKG_VERSION")),
         ["token"] => {
             let t = auth::generate_secret().map_err(|e| format!("no randomness: {e}"))?;
             println!("{t}");
-            Ok(())
         }
-        ["--check-config"] => check_config(&default_config_path()),
-        ["--check-config", path] => check_config(Path::new(path)),
-        ["--check-data"] => check_data(&load_config(&default_config_path())?.data_dir),
-        ["--check-data", dir] => check_data(Path::new(dir)),
-        ["export", "--data-dir", dir] => export(Path::new(dir), None),
-        ["export", "--data-dir", dir, "--project", p]
-        | ["export", "--project", p, "--data-dir", dir] => export(Path::new(dir), Some(p)),
-        ["repair", "--data-dir", dir] => repair(Path::new(dir), None),
+        ["--check-config"] => check_config(&default_config_path())?,
+        ["--check-config", path] => check_config(Path::new(path))?,
+        ["--check-data"] => check_data(&load_config(&default_config_path())?.data_dir)?,
+        ["--check-data", dir] => check_data(Path::new(dir))?,
+        ["repair", "--data-dir", dir] => repair(Path::new(dir), None)?,
         ["repair", "--data-dir", dir, "--project", p]
-        | ["repair", "--project", p, "--data-dir", dir] => repair(Path::new(dir), Some(p)),
-        [] => serve(&default_config_path()),
-        ["--config", path] => serve(Path::new(path)),
-        _ => Err(format!(
-            "unknown arguments {:?}; see pykv --help",
-            args.join(" ")
-        )),
+        | ["repair", "--project", p, "--data-dir", dir] => repair(Path::new(dir), Some(p))?,
+        ["export", rest @ ..] => export(rest)?,
+        ["migrate", "etcd", rest @ ..] => migrate_etcd(rest)?,
+        ["migrate", ..] => {
+            return Err("pykv migrate: the one target is etcd; see pykv --help"
+                .to_string()
+                .into())
+        }
+        [] => serve(&default_config_path())?,
+        ["--config", path] => serve(Path::new(path))?,
+        _ => return Err(format!("unknown arguments {:?}; see pykv --help", args.join(" ")).into()),
     }
+    Ok(())
 }
 
 fn default_config_path() -> PathBuf {
@@ -96,10 +128,28 @@ fn check_config(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
-fn export(dir: &Path, project: Option<&str>) -> Result<(), String> {
+fn export(args: &[&str]) -> Result<(), Failure> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    persist::export_dir(dir, project, &mut out)
+    match migrate::args::export(args)? {
+        ExportCommand::Jsonl { data_dir, project } => {
+            persist::export_dir(&data_dir, project.as_deref(), &mut out)?
+        }
+        ExportCommand::Consul(opts) => migrate::consul::run(&opts, &mut out)?,
+    }
+    Ok(())
+}
+
+/// `pykv migrate etcd`: the report goes to stdout line by line (progress on a long run).
+fn migrate_etcd(args: &[&str]) -> Result<(), Failure> {
+    let command = migrate::args::migrate_etcd(args, |var| std::env::var(var).ok())?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::LineWriter::new(stdout.lock());
+    match command {
+        EtcdCommand::Migrate(opts) => migrate::etcd::run(&opts, &mut out)?,
+        EtcdCommand::Roles(opts) => migrate::roles::run(&opts, &mut out)?,
+    }
+    Ok(())
 }
 
 fn repair(dir: &Path, project: Option<&str>) -> Result<(), String> {
