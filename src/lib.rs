@@ -22,6 +22,7 @@
 pub mod api;
 pub mod auth;
 pub mod base64;
+pub mod boot;
 pub mod config;
 pub mod error;
 pub mod http;

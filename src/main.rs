@@ -4,15 +4,12 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use pykv::auth::{self, Source, Token};
+use pykv::auth;
 use pykv::config::{self, Config};
 use pykv::migrate::args::{EtcdCommand, ExportCommand};
 use pykv::migrate::{self, MigrateError};
-use pykv::persist::disk::OnDisk;
-use pykv::persist::Disk;
 use pykv::status::Status;
-use pykv::store::{Persistence, Project, Quota, Store};
-use pykv::{log, persist, server, signal};
+use pykv::{boot, log, persist, server, signal};
 
 const HELP: &str = "\
 pykv — Simple PyKV, a small key-value server over HTTP
@@ -166,113 +163,14 @@ fn check_data(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// The admin token: config.json, else $PYKV_ADMIN_TOKEN, else `data_dir/admin.token`, created
-/// (0600) on first start. Returns the token and where it came from (for the log; never the token).
-fn admin_token(cfg: &Config) -> Result<(String, String), String> {
-    if let Some(t) = &cfg.admin_token {
-        return Ok((t.clone(), "from config.json".into()));
-    }
-    if let Ok(t) = std::env::var("PYKV_ADMIN_TOKEN") {
-        auth::validate_secret(&t).map_err(|e| format!("PYKV_ADMIN_TOKEN: {e}"))?;
-        return Ok((t, "from PYKV_ADMIN_TOKEN".into()));
-    }
-    let path = cfg.data_dir.join("admin.token");
-    match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            let t = text.trim().to_string();
-            auth::validate_secret(&t).map_err(|e| format!("{}: {e}", path.display()))?;
-            Ok((t, format!("read from {}", path.display())))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let t = auth::generate_secret().map_err(|e| format!("no randomness: {e}"))?;
-            persist::write_atomic(&cfg.data_dir, "admin.token", |w| {
-                use std::io::Write;
-                writeln!(w, "{t}")
-            })
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-            Ok((t, format!("generated and stored in {}", path.display())))
-        }
-        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
-    }
-}
-
-/// Projects from the data directory (snapshots with their journals replayed), then
-/// config.json's projects over them: config.json owns a declared project's settings and tokens,
-/// its files own the keys. Returns the store and each loaded project's files.
-fn load_store(cfg: &Config) -> Result<(Store, Vec<(String, OnDisk)>), String> {
-    let mut store = Store::new(cfg.limits.max_keys_per_project);
-    let (loaded, notes) = persist::load_dir(&cfg.data_dir)?;
-    for note in notes {
-        log::now(format_args!("{note}"));
-    }
-    let mut files = Vec::with_capacity(loaded.len());
-    for l in loaded {
-        let mut project = l.project;
-        if project.source() == Source::Config && !cfg.projects.contains_key(&l.name) {
-            project.release_from_config();
-        }
-        files.push((l.name.clone(), l.files));
-        store.insert_loaded(l.name, project);
-    }
-    for (name, pc) in &cfg.projects {
-        let tokens: Vec<Token> = pc
-            .tokens
-            .iter()
-            .enumerate()
-            .map(|(i, t)| Token {
-                id: format!("cfg-{}", i + 1),
-                label: t.label.clone(),
-                access: t.access,
-                secret: t.secret.clone(),
-                source: Source::Config,
-                prefix: t.prefix.clone(),
-            })
-            .collect();
-        let mode = pc.persistence.unwrap_or(cfg.persistence);
-        let quota = Quota {
-            max_keys: pc.max_keys,
-            max_bytes: pc.max_bytes,
-        };
-        match store.project_mut_for_startup(name) {
-            Some(p) => p.adopt_config(mode, quota, tokens),
-            None => store.insert_loaded(
-                name.clone(),
-                Project::new(mode, Source::Config, tokens).with_quota(quota),
-            ),
-        }
-    }
-    Ok((store, files))
-}
-
-/// The disk side of the loaded projects: each durable project goes on appending to its journal.
-/// (A project config.json now keeps in memory keeps its files as they are, unused.)
-fn open_disk(
-    cfg: &Config,
-    store: &Store,
-    files: Vec<(String, OnDisk)>,
-    status: &mut Status,
-) -> Result<Disk, String> {
-    let mut disk = Disk::new(&cfg.data_dir, cfg.compaction_min_bytes);
-    for (name, on) in files {
-        let durable = store
-            .project(&name)
-            .is_some_and(|p| p.persistence() != Persistence::Memory);
-        if durable {
-            disk.adopt(&name, on, status)
-                .map_err(|e| format!("cannot open the journal of project {name}: {e}"))?;
-        }
-    }
-    Ok(disk)
-}
-
 fn serve(config_path: &Path) -> Result<(), String> {
     let cfg = load_config(config_path)?;
     persist::prepare_dir(&cfg.data_dir)
         .map_err(|e| format!("data_dir {}: {e}", cfg.data_dir.display()))?;
-    let (admin, admin_from) = admin_token(&cfg)?;
-    let (store, files) = load_store(&cfg)?;
+    let (admin, admin_from) = boot::admin_token(&cfg)?;
+    let (store, files) = boot::load_store(&cfg)?;
     let mut status = Status::default();
-    let disk = open_disk(&cfg, &store, files, &mut status)?;
+    let disk = boot::open_disk(&cfg, &store, files, &mut status)?;
     let listener = mio::net::TcpListener::bind(cfg.listen)
         .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
     let addr = listener
