@@ -1,15 +1,15 @@
 //! Backup and restore over HTTP: `GET /v1/projects/{p}/export` streams the project's keys as
 //! JSON lines (the snapshot's key format), `POST /v1/projects/{p}/import?mode=merge|replace`
-//! loads such a stream all or nothing.
+//! loads such a stream all or nothing. Each parsed once (`Export`, `Import`), then applied.
 
-use super::auth::{require_project, Scope};
-use super::keys::{project_name, project_not_found, quota_exceeded, validate_key};
+use super::auth::require_project;
+use super::common::{project_name, require_exists, validate_key};
 use super::{query, Ctx, Reply};
 use crate::auth::Access;
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 use crate::http::{Request, Response};
 use crate::persist;
-use crate::store::{Change, Store, StoreError};
+use crate::store::{Change, Store, StoreError, Value};
 
 /// Keys written per chunk of an export: small enough to keep the loop responsive, large enough
 /// that chunk framing costs nothing.
@@ -30,29 +30,42 @@ fn whole_project(
     project: &str,
     need: Access,
 ) -> Result<(), ApiError> {
-    let scope: Scope = require_project(ctx, store, req, project, need)?;
-    scope.require_all()?;
+    require_project(ctx, store, req, project, need)?.require_all()?;
     project_name(project)?;
-    if store.project(project).is_none() {
-        return Err(project_not_found(project));
-    }
-    Ok(())
+    require_exists(store, project)
 }
 
-pub fn export(ctx: &Ctx, store: &Store, req: &Request, project: &str) -> Result<Reply, ApiError> {
-    whole_project(ctx, store, req, project, Access::Read)?;
-    query::none(req.head.query())?;
-    let version = store.project(project).map_or(0, |p| p.version());
-    let head = Response::bytes(200, "application/x-ndjson", Vec::new())
-        .with_header("X-Project-Version", version.to_string());
-    // HEAD gets the same (streamed) head; the server sends no body for it.
-    Ok(Reply::Stream(
-        head,
-        Cursor {
-            project: project.to_string(),
-            after: None,
-        },
-    ))
+/// `GET /v1/projects/{p}/export`.
+pub struct Export<'r> {
+    project: &'r str,
+}
+
+impl<'r> Export<'r> {
+    pub fn parse(
+        ctx: &Ctx,
+        store: &Store,
+        req: &Request,
+        project: &'r str,
+    ) -> Result<Export<'r>, ApiError> {
+        whole_project(ctx, store, req, project, Access::Read)?;
+        query::none(req.head.query())?;
+        Ok(Export { project })
+    }
+
+    /// The answer's head; its body is streamed from the store as the client reads it (HEAD
+    /// gets the same head and no body).
+    pub fn apply(self, store: &Store) -> Reply {
+        let version = store.project(self.project).map_or(0, |p| p.version());
+        let head = Response::bytes(200, "application/x-ndjson", Vec::new())
+            .with_header("X-Project-Version", version.to_string());
+        Reply::Stream(
+            head,
+            Cursor {
+                project: self.project.to_string(),
+                after: None,
+            },
+        )
+    }
 }
 
 /// Append the next keys of an export to `out`. Returns false once the export is complete;
@@ -71,67 +84,79 @@ pub fn next_chunk(
     Ok(next.is_some())
 }
 
-pub fn import(
-    ctx: &Ctx,
-    store: &mut Store,
-    req: &Request,
-    project: &str,
-) -> Result<(Response, Change), ApiError> {
-    whole_project(ctx, store, req, project, Access::Write)?;
-    let params = query::parse(req.head.query(), &["mode"])?;
-    let replace = match query::get(&params, "mode") {
-        None | Some("merge") => false,
-        Some("replace") => true,
-        Some(_) => return Err(query::invalid("mode must be merge or replace".into())),
-    };
-    let invalid = |line: usize, why: String| {
-        ApiError::new(
-            400,
-            "invalid_import",
-            format!("line {line}: {why}; nothing was imported"),
-        )
-        .with_field("line", line.into())
-    };
-    let clock = store.clock();
-    let mut entries = Vec::new();
-    for (i, line) in req.body.split(|&b| b == b'\n').enumerate() {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
+/// `POST /v1/projects/{p}/import?mode=merge|replace`, every line decoded and checked.
+pub struct Import<'r> {
+    project: &'r str,
+    replace: bool,
+    entries: Vec<(String, Value)>,
+}
+
+impl<'r> Import<'r> {
+    pub fn parse(
+        ctx: &Ctx,
+        store: &Store,
+        req: &Request,
+        project: &'r str,
+    ) -> Result<Import<'r>, ApiError> {
+        whole_project(ctx, store, req, project, Access::Write)?;
+        let params = query::parse(req.head.query(), &["mode"])?;
+        let replace = match query::get(&params, "mode") {
+            None | Some("merge") => false,
+            Some("replace") => true,
+            Some(_) => return Err(query::invalid("mode must be merge or replace".into())),
+        };
+        let invalid = |line: usize, why: String| {
+            ApiError::new(
+                Code::InvalidImport,
+                format!("line {line}: {why}; nothing was imported"),
+            )
+            .with_field("line", line.into())
+        };
+        let clock = store.clock();
+        let mut entries = Vec::new();
+        for (i, line) in req.body.split(|&b| b == b'\n').enumerate() {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let (key, mut value) = persist::decode_entry(line)
+                .map_err(|(col, why)| invalid(i + 1, format!("column {col}: {why}")))?;
+            validate_key(ctx, &key).map_err(|why| invalid(i + 1, why))?;
+            if value.data.len() > ctx.limits.max_value_bytes {
+                return Err(invalid(
+                    i + 1,
+                    format!(
+                        "the value exceeds {} bytes (limits.max_value_bytes)",
+                        ctx.limits.max_value_bytes
+                    ),
+                ));
+            }
+            // Already expired: nothing to restore.
+            if value.expires_at.is_some_and(|t| t <= clock) {
+                continue;
+            }
+            value.version = 0;
+            entries.push((key, value));
         }
-        let (key, mut value) = persist::decode_entry(line)
-            .map_err(|(col, why)| invalid(i + 1, format!("column {col}: {why}")))?;
-        validate_key(ctx, &key).map_err(|why| invalid(i + 1, why))?;
-        if value.data.len() > ctx.limits.max_value_bytes {
-            return Err(invalid(
-                i + 1,
-                format!(
-                    "the value exceeds {} bytes (limits.max_value_bytes)",
-                    ctx.limits.max_value_bytes
-                ),
-            ));
-        }
-        // Already expired: nothing to restore.
-        if value.expires_at.is_some_and(|t| t <= clock) {
-            continue;
-        }
-        value.version = 0;
-        entries.push((key, value));
+        Ok(Import {
+            project,
+            replace,
+            entries,
+        })
     }
-    let imported = entries.len();
-    let (version, removed, change) =
-        store
-            .import(project, entries, replace)
-            .map_err(|e| match e {
-                StoreError::Quota(hit) => quota_exceeded(hit),
-                _ => project_not_found(project),
-            })?;
-    let body = serde_json::json!({
-        "project": project,
-        "mode": if replace { "replace" } else { "merge" },
-        "imported": imported,
-        "removed": removed,
-        "version": version,
-    });
-    Ok((Response::json(200, &body), change))
+
+    pub fn apply(self, store: &mut Store) -> Result<(Response, Change), ApiError> {
+        let imported = self.entries.len();
+        let (version, removed, change) = store
+            .import(self.project, self.entries, self.replace)
+            .map_err(ApiError::from)?;
+        let body = serde_json::json!({
+            "project": self.project,
+            "mode": if self.replace { "replace" } else { "merge" },
+            "imported": imported,
+            "removed": removed,
+            "version": version,
+        });
+        Ok((Response::json(200, &body), change))
+    }
 }

@@ -1,17 +1,19 @@
 //! `POST /v1/kv/{project}` with `{"ops": [...]}`: puts, deletes and checks applied all or
-//! nothing, as one change (one version, one snapshot).
+//! nothing, as one change (one version, one group of journal records). Parsed once into a
+//! `Batch` (every op checked), then applied.
 
 use serde::Deserialize;
 
-use super::auth::require_project;
-use super::keys::{project_name, project_not_found, quota_exceeded, validate_key, MAX_TTL_SECONDS};
-use super::projects::json_body;
+use super::common::{
+    authorize_project, json_body, project_not_found, require_exists, validate_key,
+};
+use super::keys::MAX_TTL_SECONDS;
 use super::{query, Ctx};
 use crate::auth::Access;
 use crate::base64::decode as base64_decode;
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 use crate::http::{Request, Response};
-use crate::store::{BatchDone, BatchFail, BatchOp, Change, Store};
+use crate::store::{BatchDone, BatchFail, BatchOp, Change, Store, StoreError};
 
 /// The most operations one batch may hold.
 pub const MAX_OPS: usize = 1000;
@@ -40,7 +42,7 @@ struct OpIn {
 }
 
 fn invalid(i: usize, why: impl std::fmt::Display) -> ApiError {
-    ApiError::new(400, "invalid_batch", format!("op {i}: {why}")).with_field("index", i.into())
+    ApiError::new(Code::InvalidBatch, format!("op {i}: {why}")).with_field("index", i.into())
 }
 
 /// Turn one op of the body into a store operation, or say what is wrong with it.
@@ -114,80 +116,91 @@ fn key_of(op: &BatchOp) -> &str {
     }
 }
 
-pub fn apply(
-    ctx: &Ctx,
-    store: &mut Store,
-    req: &Request,
-    project: &str,
-) -> Result<(Response, Change), ApiError> {
-    let scope = require_project(ctx, store, req, project, Access::Write)?;
-    project_name(project)?;
-    query::none(req.head.query())?;
-    if store.project(project).is_none() {
-        return Err(project_not_found(project));
-    }
-    let body: Body = json_body(req)?;
-    if body.ops.is_empty() || body.ops.len() > MAX_OPS {
-        return Err(ApiError::new(
-            400,
-            "invalid_batch",
-            format!("a batch holds 1 to {MAX_OPS} ops"),
-        ));
-    }
-    let clock = store.clock();
-    let ops = body
-        .ops
-        .into_iter()
-        .enumerate()
-        .map(|(i, op)| parse_op(ctx, clock, i, op))
-        .collect::<Result<Vec<_>, _>>()?;
-    let keys: Vec<String> = ops.iter().map(|op| key_of(op).to_string()).collect();
-    for (i, key) in keys.iter().enumerate() {
-        scope.check(key).map_err(|e| {
-            ApiError::forbidden(format!("op {i}: {}", e.message)).with_field("index", i.into())
-        })?;
-    }
-    let (version, done, change) = store.batch(project, ops).map_err(|(i, fail)| {
-        let key = &keys[i];
-        match fail {
-            BatchFail::Version { expected, actual } => ApiError::new(
-                409,
-                "condition_failed",
-                format!(
-                    "op {i} on {key:?}: the key is at version {actual}, not {expected} \
-                     (0 means absent); nothing was changed"
-                ),
-            )
-            .with_field("index", i.into()),
-            BatchFail::Missing => ApiError::new(
-                409,
-                "condition_failed",
-                format!("op {i}: check of {key:?}: the key does not exist; nothing was changed"),
-            )
-            .with_field("index", i.into()),
-            BatchFail::Quota(hit) => {
-                let e = quota_exceeded(hit);
-                ApiError::new(507, e.code, format!("op {i} on {key:?}: {}", e.message))
-                    .with_field("index", i.into())
-            }
-            BatchFail::ProjectNotFound => project_not_found(project),
+/// A batch, parsed: every op checked and within the caller's scope.
+pub struct Batch<'r> {
+    project: &'r str,
+    ops: Vec<BatchOp>,
+    /// Each op's key, for the answer and for errors that name one.
+    keys: Vec<String>,
+}
+
+impl<'r> Batch<'r> {
+    pub fn parse(
+        ctx: &Ctx,
+        store: &Store,
+        req: &Request,
+        project: &'r str,
+    ) -> Result<Batch<'r>, ApiError> {
+        let scope = authorize_project(ctx, store, req, project, Access::Write)?;
+        query::none(req.head.query())?;
+        require_exists(store, project)?;
+        let body: Body = json_body(req)?;
+        if body.ops.is_empty() || body.ops.len() > MAX_OPS {
+            return Err(ApiError::new(
+                Code::InvalidBatch,
+                format!("a batch holds 1 to {MAX_OPS} ops"),
+            ));
         }
-    })?;
-    let results: Vec<serde_json::Value> = done
-        .iter()
-        .zip(&keys)
-        .map(|(d, key)| match d {
-            BatchDone::Put { created, version } => serde_json::json!(
-                {"op": "put", "key": key, "version": version, "created": created}),
-            BatchDone::Delete { deleted } => serde_json::json!(
-                {"op": "delete", "key": key, "deleted": deleted}),
-            BatchDone::Check { version } => serde_json::json!(
-                {"op": "check", "key": key, "version": version}),
-        })
-        .collect();
-    let response = Response::json(
-        200,
-        &serde_json::json!({"version": version, "results": results}),
-    );
-    Ok((response, change))
+        let clock = store.clock();
+        let ops = body
+            .ops
+            .into_iter()
+            .enumerate()
+            .map(|(i, op)| parse_op(ctx, clock, i, op))
+            .collect::<Result<Vec<_>, _>>()?;
+        let keys: Vec<String> = ops.iter().map(|op| key_of(op).to_string()).collect();
+        for (i, key) in keys.iter().enumerate() {
+            scope.check(key).map_err(|e| {
+                ApiError::forbidden(format!("op {i}: {}", e.message)).with_field("index", i.into())
+            })?;
+        }
+        Ok(Batch { project, ops, keys })
+    }
+
+    pub fn apply(self, store: &mut Store) -> Result<(Response, Change), ApiError> {
+        let Batch { project, ops, keys } = self;
+        let (version, done, change) = store
+            .batch(project, ops)
+            .map_err(|(i, fail)| failed(project, i, &keys[i], fail))?;
+        let results: Vec<serde_json::Value> = done
+            .iter()
+            .zip(&keys)
+            .map(|(d, key)| match d {
+                BatchDone::Put { created, version } => serde_json::json!(
+                    {"op": "put", "key": key, "version": version, "created": created}),
+                BatchDone::Delete { deleted } => serde_json::json!(
+                    {"op": "delete", "key": key, "deleted": deleted}),
+                BatchDone::Check { version } => serde_json::json!(
+                    {"op": "check", "key": key, "version": version}),
+            })
+            .collect();
+        let response = Response::json(
+            200,
+            &serde_json::json!({"version": version, "results": results}),
+        );
+        Ok((response, change))
+    }
+}
+
+/// Why op `i` (on `key`) made the batch fail: nothing was changed.
+fn failed(project: &str, i: usize, key: &str, fail: BatchFail) -> ApiError {
+    let e = match fail {
+        BatchFail::Version { expected, actual } => ApiError::new(
+            Code::ConditionFailed,
+            format!(
+                "op {i} on {key:?}: the key is at version {actual}, not {expected} \
+                 (0 means absent); nothing was changed"
+            ),
+        ),
+        BatchFail::Missing => ApiError::new(
+            Code::ConditionFailed,
+            format!("op {i}: check of {key:?}: the key does not exist; nothing was changed"),
+        ),
+        BatchFail::Quota(hit) => {
+            let e = ApiError::from(StoreError::Quota(hit));
+            ApiError::new(e.code, format!("op {i} on {key:?}: {}", e.message))
+        }
+        BatchFail::ProjectNotFound => return project_not_found(project),
+    };
+    e.with_field("index", i.into())
 }

@@ -1,16 +1,18 @@
-//! Project routes (admin token): list, create, show, change persistence, delete.
+//! Project routes (admin token): list, create, show, change settings, delete. Each request is
+//! parsed once (the caller authorized, the body checked), then applied.
 
 use serde::Deserialize;
 
 use super::auth::require_admin;
-use super::keys::project_not_found;
+use super::common::{json_body, project_name, project_not_found};
+use super::tokens::{new_token, token_json};
 use super::{query, Conversion, Ctx, Outcome, Reply};
-use crate::auth::{self, Access, Source, Token};
-use crate::error::ApiError;
+use crate::auth::{Access, Source};
+use crate::error::{ApiError, Code};
 use crate::http::{Request, Response};
-use crate::store::{self, Change, Persistence, Project, Quota, Store};
+use crate::store::{Change, Persistence, Project, Quota, Store, StoreError};
 
-pub fn summary(name: &str, p: &Project) -> serde_json::Value {
+fn summary(name: &str, p: &Project) -> serde_json::Value {
     serde_json::json!({
         "name": name,
         "keys": p.key_count(),
@@ -29,62 +31,21 @@ fn detail(name: &str, p: &Project) -> serde_json::Value {
     v
 }
 
-/// Parse a JSON body into `T`, naming what is wrong with it.
-pub fn json_body<'a, T: Deserialize<'a>>(req: &'a Request) -> Result<T, ApiError> {
-    // Serde would also take an array for a struct; the API's bodies are objects only.
-    let first = req.body.iter().find(|b| !b.is_ascii_whitespace());
-    if first != Some(&b'{') {
-        return Err(ApiError::new(
-            400,
-            "invalid_json",
-            "the body must be a JSON object",
-        ));
-    }
-    serde_json::from_slice(&req.body).map_err(|e| {
-        ApiError::new(
-            400,
-            "invalid_json",
-            format!("the JSON body is invalid: {e}"),
-        )
-    })
-}
-
-fn valid_name(name: &str) -> Result<(), ApiError> {
-    store::validate_project_name(name)
-        .map_err(|why| ApiError::new(400, "invalid_project_name", why))
-}
-
 /// The project named `name`: 400 for a bad name, 404 for none.
 pub fn existing<'a>(store: &'a Store, name: &str) -> Result<&'a Project, ApiError> {
-    valid_name(name)?;
+    project_name(name)?;
     store.project(name).ok_or_else(|| project_not_found(name))
 }
 
-pub fn new_token(label: &str, access: Access, prefix: Option<String>) -> Result<Token, ApiError> {
-    let fail = |_| ApiError::internal("the system random number generator failed");
-    Ok(Token {
-        id: auth::generate_id().map_err(fail)?,
-        label: label.to_string(),
-        access,
-        secret: auth::generate_secret().map_err(fail)?,
-        source: Source::Api,
-        prefix,
-    })
+/// 409 for a change to a project config.json owns; `what`: "change it" or "remove it".
+fn in_config(name: &str, what: &str) -> ApiError {
+    ApiError::new(
+        Code::ProjectInConfig,
+        format!("project {name:?} is declared in config.json: {what} there and restart"),
+    )
 }
 
-pub fn token_json(t: &Token, with_secret: bool) -> serde_json::Value {
-    let mut v = serde_json::json!({
-        "id": t.id, "label": t.label, "access": t.access.as_str(), "source": t.source.as_str(),
-    });
-    if let Some(p) = &t.prefix {
-        v["prefix"] = p.clone().into();
-    }
-    if with_secret {
-        v["secret"] = t.secret.clone().into();
-    }
-    v
-}
-
+/// `GET /v1/projects`: every project, in short.
 pub fn list(ctx: &Ctx, store: &Store, req: &Request) -> Result<Response, ApiError> {
     require_admin(ctx, store, req)?;
     query::none(req.head.query())?;
@@ -99,6 +60,20 @@ pub fn list(ctx: &Ctx, store: &Store, req: &Request) -> Result<Response, ApiErro
     ))
 }
 
+/// `GET /v1/projects/{p}`: one project in full.
+pub fn show(ctx: &Ctx, store: &Store, req: &Request, name: &str) -> Result<Response, ApiError> {
+    require_admin(ctx, store, req)?;
+    query::none(req.head.query())?;
+    let p = existing(store, name)?;
+    Ok(Response::json(200, &detail(name, p)))
+}
+
+/// `POST /v1/projects` `{"name", "persistence"?}`.
+pub struct CreateProject {
+    name: String,
+    mode: Persistence,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CreateBody {
@@ -106,37 +81,40 @@ struct CreateBody {
     persistence: Option<Persistence>,
 }
 
-pub fn create(ctx: &Ctx, store: &mut Store, req: &Request) -> Result<(Response, Change), ApiError> {
-    require_admin(ctx, store, req)?;
-    query::none(req.head.query())?;
-    let body: CreateBody = json_body(req)?;
-    valid_name(&body.name)?;
-    if store.project(&body.name).is_some() {
-        return Err(ApiError::new(
-            409,
-            "project_exists",
-            format!("a project named {:?} exists already", body.name),
-        ));
+impl CreateProject {
+    pub fn parse(ctx: &Ctx, store: &Store, req: &Request) -> Result<CreateProject, ApiError> {
+        require_admin(ctx, store, req)?;
+        query::none(req.head.query())?;
+        let body: CreateBody = json_body(req)?;
+        project_name(&body.name)?;
+        if store.project(&body.name).is_some() {
+            return Err(StoreError::ProjectExists(body.name).into());
+        }
+        Ok(CreateProject {
+            mode: body.persistence.unwrap_or(ctx.default_persistence),
+            name: body.name,
+        })
     }
-    let tokens = vec![
-        new_token("write", Access::Write, None)?,
-        new_token("read", Access::Read, None)?,
-    ];
-    let mode = body.persistence.unwrap_or(ctx.default_persistence);
-    let change = store
-        .create_project(&body.name, mode, tokens.clone())
-        .map_err(|_| ApiError::internal("the project could not be created"))?;
-    let p = store.project(&body.name).expect("created just above");
-    let mut v = detail(&body.name, p);
-    v["tokens"] = tokens.iter().map(|t| token_json(t, true)).collect();
-    Ok((Response::json(201, &v), change))
+
+    /// The project, with a write and a read token (their secrets shown this once).
+    pub fn apply(self, store: &mut Store) -> Result<(Response, Change), ApiError> {
+        let tokens = vec![
+            new_token("write", Access::Write, None)?,
+            new_token("read", Access::Read, None)?,
+        ];
+        let change = store.create_project(&self.name, self.mode, tokens.clone())?;
+        let p = store.project(&self.name).expect("created just above");
+        let mut v = detail(&self.name, p);
+        v["tokens"] = tokens.iter().map(|t| token_json(t, true)).collect();
+        Ok((Response::json(201, &v), change))
+    }
 }
 
-pub fn get(ctx: &Ctx, store: &Store, req: &Request, name: &str) -> Result<Response, ApiError> {
-    require_admin(ctx, store, req)?;
-    query::none(req.head.query())?;
-    let p = existing(store, name)?;
-    Ok(Response::json(200, &detail(name, p)))
+/// `PATCH /v1/projects/{p}` `{"persistence"?, "max_keys"?, "max_bytes"?}`.
+pub struct PatchProject<'r> {
+    name: &'r str,
+    mode: Persistence,
+    quota: Quota,
 }
 
 #[derive(Deserialize)]
@@ -156,72 +134,84 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<u64>>
     Option::<u64>::deserialize(d).map(Some)
 }
 
-/// 409 for a change to a project config.json owns; `what`: "change it" or "remove it".
-fn in_config(name: &str, what: &str) -> ApiError {
-    ApiError::new(
-        409,
-        "project_in_config",
-        format!("project {name:?} is declared in config.json: {what} there and restart"),
-    )
-}
-
-/// Change persistence or quotas. A memory project switched to `sync` or `interval` first gets
-/// its whole content written to a snapshot (a slice per loop turn; the project waits meanwhile),
-/// and the answer comes once that is in place.
-pub fn patch(ctx: &Ctx, store: &mut Store, req: &Request, name: &str) -> Result<Outcome, ApiError> {
-    require_admin(ctx, store, req)?;
-    query::none(req.head.query())?;
-    let p = existing(store, name)?;
-    let body: PatchBody = json_body(req)?;
-    if p.source() == Source::Config {
-        return Err(in_config(name, "change it"));
-    }
-    let (old_quota, old_mode) = (p.quota(), p.persistence());
-    let quota = Quota {
-        max_keys: body.max_keys.unwrap_or(old_quota.max_keys),
-        max_bytes: body.max_bytes.unwrap_or(old_quota.max_bytes),
-    };
-    let mode = body.persistence.unwrap_or(old_mode);
-    if old_mode == Persistence::Memory && mode != Persistence::Memory {
-        let mut v = detail(name, p);
-        v["persistence"] = mode.as_str().into();
-        v["max_keys"] = quota.max_keys.into();
-        v["max_bytes"] = quota.max_bytes.into();
-        return Ok(Reply::Convert(Conversion {
-            project: name.to_string(),
-            mode,
-            quota,
-            response: Response::json(200, &v),
+impl<'r> PatchProject<'r> {
+    pub fn parse(
+        ctx: &Ctx,
+        store: &Store,
+        req: &Request,
+        name: &'r str,
+    ) -> Result<PatchProject<'r>, ApiError> {
+        require_admin(ctx, store, req)?;
+        query::none(req.head.query())?;
+        let p = existing(store, name)?;
+        let body: PatchBody = json_body(req)?;
+        if p.source() == Source::Config {
+            return Err(in_config(name, "change it"));
+        }
+        let old = p.quota();
+        Ok(PatchProject {
+            name,
+            mode: body.persistence.unwrap_or(p.persistence()),
+            quota: Quota {
+                max_keys: body.max_keys.unwrap_or(old.max_keys),
+                max_bytes: body.max_bytes.unwrap_or(old.max_bytes),
+            },
         })
-        .into());
     }
-    if (mode, quota) == (old_mode, old_quota) {
-        return Ok(Reply::Now(Response::json(200, &detail(name, p))).into());
+
+    /// The new settings. A memory project switched to `sync` or `interval` first gets its whole
+    /// content written to a snapshot (a slice per loop turn; the project waits meanwhile), and
+    /// the answer comes once that is in place.
+    pub fn apply(self, store: &mut Store) -> Result<Outcome, ApiError> {
+        let p = existing(store, self.name)?;
+        if p.persistence() == Persistence::Memory && self.mode != Persistence::Memory {
+            let mut v = detail(self.name, p);
+            v["persistence"] = self.mode.as_str().into();
+            v["max_keys"] = self.quota.max_keys.into();
+            v["max_bytes"] = self.quota.max_bytes.into();
+            return Ok(Reply::Convert(Conversion {
+                project: self.name.to_string(),
+                mode: self.mode,
+                quota: self.quota,
+                response: Response::json(200, &v),
+            })
+            .into());
+        }
+        if (self.mode, self.quota) == (p.persistence(), p.quota()) {
+            return Ok(Reply::Now(Response::json(200, &detail(self.name, p))).into());
+        }
+        let change = store.set_settings(self.name, self.mode, self.quota)?;
+        let p = store.project(self.name).expect("checked above");
+        Ok(Outcome::changed(
+            Response::json(200, &detail(self.name, p)),
+            change,
+        ))
     }
-    let change = store
-        .set_settings(name, mode, quota)
-        .map_err(|_| project_not_found(name))?;
-    let p = store.project(name).expect("checked above");
-    Ok(Outcome::changed(
-        Response::json(200, &detail(name, p)),
-        change,
-    ))
 }
 
-pub fn delete(
-    ctx: &Ctx,
-    store: &mut Store,
-    req: &Request,
-    name: &str,
-) -> Result<(Response, Change), ApiError> {
-    require_admin(ctx, store, req)?;
-    query::none(req.head.query())?;
-    let p = existing(store, name)?;
-    if p.source() == Source::Config {
-        return Err(in_config(name, "remove it"));
+/// `DELETE /v1/projects/{p}`: the project, its keys, tokens and files.
+pub struct DeleteProject<'r> {
+    name: &'r str,
+}
+
+impl<'r> DeleteProject<'r> {
+    pub fn parse(
+        ctx: &Ctx,
+        store: &Store,
+        req: &Request,
+        name: &'r str,
+    ) -> Result<DeleteProject<'r>, ApiError> {
+        require_admin(ctx, store, req)?;
+        query::none(req.head.query())?;
+        let p = existing(store, name)?;
+        if p.source() == Source::Config {
+            return Err(in_config(name, "remove it"));
+        }
+        Ok(DeleteProject { name })
     }
-    let change = store
-        .delete_project(name)
-        .map_err(|_| project_not_found(name))?;
-    Ok((Response::empty(204), change))
+
+    pub fn apply(self, store: &mut Store) -> Result<(Response, Change), ApiError> {
+        let change = store.delete_project(self.name)?;
+        Ok((Response::empty(204), change))
+    }
 }

@@ -1,7 +1,7 @@
 //! Percent-decoding of path segments and query strings, and typed query parameters.
 //! Unknown or repeated parameters are errors: a typo must not be silently ignored.
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 
 /// Decode `%XX` escapes. `plus_is_space` for query strings (form encoding), not for paths.
 pub fn percent_decode(s: &str, plus_is_space: bool) -> Option<Vec<u8>> {
@@ -54,8 +54,7 @@ pub fn parse(q: Option<&str>, allowed: &[&str]) -> Result<Vec<(String, String)>,
                 format!("this route takes {}", allowed.join(", "))
             };
             return Err(ApiError::new(
-                400,
-                "unknown_parameter",
+                Code::UnknownParameter,
                 format!("unknown query parameter {name:?}: {known}"),
             ));
         }
@@ -80,7 +79,7 @@ pub fn get<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
 }
 
 pub fn invalid(message: String) -> ApiError {
-    ApiError::new(400, "invalid_parameter", message)
+    ApiError::new(Code::InvalidParameter, message)
 }
 
 fn decode_utf8(s: &str) -> Result<String, ApiError> {
@@ -105,11 +104,11 @@ mod tests {
     fn unknown_and_repeated_parameters_are_refused() {
         assert_eq!(
             parse(Some("x=1"), &["limit"]).unwrap_err().code,
-            "unknown_parameter"
+            Code::UnknownParameter
         );
         assert_eq!(
             parse(Some("limit=1&limit=2"), &["limit"]).unwrap_err().code,
-            "invalid_parameter"
+            Code::InvalidParameter
         );
         let p = parse(Some("prefix=a%20b&limit=3"), &["prefix", "limit"]).unwrap();
         assert_eq!(get(&p, "prefix"), Some("a b"));

@@ -1,16 +1,45 @@
 //! Token routes (admin token): list a project's tokens (never their secrets), create one (its
-//! secret shown once), revoke one.
+//! secret shown once), revoke one. Each request is parsed once, then applied.
 
 use serde::Deserialize;
 
 use super::auth::require_admin;
-use super::projects::{existing, json_body, new_token, token_json};
+use super::common::json_body;
+use super::projects::existing;
 use super::{query, Ctx};
-use crate::auth::{Access, Source};
-use crate::error::ApiError;
+use crate::auth::{self, Access, Source, Token};
+use crate::error::{ApiError, Code};
 use crate::http::{Request, Response};
-use crate::store::{Change, Store};
+use crate::store::{Change, Store, StoreError};
 
+/// A new API token with a fresh id and secret.
+pub fn new_token(label: &str, access: Access, prefix: Option<String>) -> Result<Token, ApiError> {
+    let fail = |_| ApiError::internal("the system random number generator failed");
+    Ok(Token {
+        id: auth::generate_id().map_err(fail)?,
+        label: label.to_string(),
+        access,
+        secret: auth::generate_secret().map_err(fail)?,
+        source: Source::Api,
+        prefix,
+    })
+}
+
+/// A token as the API shows it: the secret only when it was just made.
+pub fn token_json(t: &Token, with_secret: bool) -> serde_json::Value {
+    let mut v = serde_json::json!({
+        "id": t.id, "label": t.label, "access": t.access.as_str(), "source": t.source.as_str(),
+    });
+    if let Some(p) = &t.prefix {
+        v["prefix"] = p.clone().into();
+    }
+    if with_secret {
+        v["secret"] = t.secret.clone().into();
+    }
+    v
+}
+
+/// `GET /v1/projects/{p}/tokens`.
 pub fn list(ctx: &Ctx, store: &Store, req: &Request, project: &str) -> Result<Response, ApiError> {
     require_admin(ctx, store, req)?;
     query::none(req.head.query())?;
@@ -22,6 +51,14 @@ pub fn list(ctx: &Ctx, store: &Store, req: &Request, project: &str) -> Result<Re
     ))
 }
 
+/// `POST /v1/projects/{p}/tokens` `{"label", "access", "prefix"?}`.
+pub struct CreateToken<'r> {
+    project: &'r str,
+    label: String,
+    access: Access,
+    prefix: Option<String>,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CreateBody {
@@ -31,70 +68,82 @@ struct CreateBody {
     prefix: Option<String>,
 }
 
-pub fn create(
-    ctx: &Ctx,
-    store: &mut Store,
-    req: &Request,
-    project: &str,
-) -> Result<(Response, Change), ApiError> {
-    require_admin(ctx, store, req)?;
-    query::none(req.head.query())?;
-    existing(store, project)?;
-    let body: CreateBody = json_body(req)?;
-    if body.label.is_empty() || body.label.len() > 64 {
-        return Err(ApiError::new(
-            400,
-            "invalid_label",
-            "a token label is 1 to 64 bytes",
-        ));
+impl<'r> CreateToken<'r> {
+    pub fn parse(
+        ctx: &Ctx,
+        store: &Store,
+        req: &Request,
+        project: &'r str,
+    ) -> Result<CreateToken<'r>, ApiError> {
+        require_admin(ctx, store, req)?;
+        query::none(req.head.query())?;
+        existing(store, project)?;
+        let body: CreateBody = json_body(req)?;
+        if body.label.is_empty() || body.label.len() > 64 {
+            return Err(ApiError::new(
+                Code::InvalidLabel,
+                "a token label is 1 to 64 bytes",
+            ));
+        }
+        if body
+            .prefix
+            .as_ref()
+            .is_some_and(|p| p.is_empty() || p.len() > ctx.limits.max_key_bytes)
+        {
+            return Err(ApiError::new(
+                Code::InvalidPrefix,
+                "a token prefix is 1 to limits.max_key_bytes bytes",
+            ));
+        }
+        Ok(CreateToken {
+            project,
+            label: body.label,
+            access: body.access,
+            prefix: body.prefix,
+        })
     }
-    if body
-        .prefix
-        .as_ref()
-        .is_some_and(|p| p.is_empty() || p.len() > ctx.limits.max_key_bytes)
-    {
-        return Err(ApiError::new(
-            400,
-            "invalid_prefix",
-            "a token prefix is 1 to limits.max_key_bytes bytes",
-        ));
+
+    pub fn apply(self, store: &mut Store) -> Result<(Response, Change), ApiError> {
+        let token = new_token(&self.label, self.access, self.prefix)?;
+        let change = store.add_token(self.project, token.clone())?;
+        Ok((Response::json(201, &token_json(&token, true)), change))
     }
-    let token = new_token(&body.label, body.access, body.prefix)?;
-    let change = store
-        .add_token(project, token.clone())
-        .map_err(|_| ApiError::internal("the token could not be added"))?;
-    Ok((Response::json(201, &token_json(&token, true)), change))
 }
 
-pub fn revoke(
-    ctx: &Ctx,
-    store: &mut Store,
-    req: &Request,
-    project: &str,
-    id: &str,
-) -> Result<(Response, Change), ApiError> {
-    require_admin(ctx, store, req)?;
-    query::none(req.head.query())?;
-    let p = existing(store, project)?;
-    let not_found = || {
-        ApiError::new(
-            404,
-            "token_not_found",
-            format!("project {project:?} has no token with id {id:?}"),
-        )
-    };
-    let t = p
-        .tokens()
-        .iter()
-        .find(|t| t.id == id)
-        .ok_or_else(not_found)?;
-    if t.source == Source::Config {
-        return Err(ApiError::new(
-            409,
-            "token_in_config",
-            "this token is declared in config.json: remove it there and restart",
-        ));
+/// `DELETE /v1/projects/{p}/tokens/{id}`: an API token (config.json's cannot be).
+pub struct RevokeToken<'r> {
+    project: &'r str,
+    id: &'r str,
+}
+
+impl<'r> RevokeToken<'r> {
+    pub fn parse(
+        ctx: &Ctx,
+        store: &Store,
+        req: &Request,
+        project: &'r str,
+        id: &'r str,
+    ) -> Result<RevokeToken<'r>, ApiError> {
+        require_admin(ctx, store, req)?;
+        query::none(req.head.query())?;
+        let p = existing(store, project)?;
+        let t = p.tokens().iter().find(|t| t.id == id).ok_or_else(|| {
+            ApiError::from(StoreError::TokenNotFound {
+                project: project.to_string(),
+                id: id.to_string(),
+            })
+        })?;
+        if t.source == Source::Config {
+            return Err(ApiError::new(
+                Code::TokenInConfig,
+                "this token is declared in config.json: remove it there and restart",
+            ));
+        }
+        Ok(RevokeToken { project, id })
     }
-    let (_, change) = store.revoke_token(project, id).map_err(|_| not_found())?;
-    Ok((Response::empty(204), change))
+
+    pub fn apply(self, store: &mut Store) -> Result<(Response, Change), ApiError> {
+        let (_, change) = store.revoke_token(self.project, self.id)?;
+        Ok((Response::empty(204), change))
+    }
 }

@@ -11,7 +11,7 @@ use mio::net::TcpStream;
 use super::parse::{self, Chunked, Framing, Head, Request};
 use super::response::{self, ConnectionHeader, Response};
 use crate::config::Limits;
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 
 /// Stop taking new requests from a client while this much of its output is unsent: a client that
 /// does not read cannot make us buffer without bound.
@@ -217,8 +217,7 @@ impl<W> Conn<W> {
                 if let Some(expect) = head.header("expect") {
                     if !expect.eq_ignore_ascii_case("100-continue") {
                         return Next::Fail(ApiError::new(
-                            417,
-                            "expectation_failed",
+                            Code::ExpectationFailed,
                             "only \"Expect: 100-continue\" is supported",
                         ));
                     }
@@ -455,8 +454,7 @@ impl<W> Conn<W> {
             return None;
         }
         let e = ApiError::new(
-            408,
-            "request_timeout",
+            Code::RequestTimeout,
             "the request did not arrive in time (limits.head_timeout_ms / body_timeout_ms)",
         );
         let r = self.fail(e, date);

@@ -6,7 +6,7 @@ use std::mem::MaybeUninit;
 use std::ops::Range;
 
 use crate::config::Limits;
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 
 /// Header slots kept on the stack while parsing; more than this (a raised limit) go on the heap.
 const STACK_HEADERS: usize = 128;
@@ -221,7 +221,7 @@ pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<(Head, usize, Fr
 }
 
 fn too_large(message: String) -> ApiError {
-    ApiError::new(431, "header_too_large", message)
+    ApiError::new(Code::HeaderTooLarge, message)
 }
 
 /// A request target over the limit gets 414 as soon as the request line shows it, without
@@ -245,8 +245,7 @@ fn check_request_line(buf: &[u8], limits: &Limits) -> Result<(), ApiError> {
     };
     if target_len > limits.max_url_bytes {
         return Err(ApiError::new(
-            414,
-            "uri_too_long",
+            Code::UriTooLong,
             format!(
                 "the request target exceeds {} bytes (limits.max_url_bytes)",
                 limits.max_url_bytes
@@ -281,8 +280,7 @@ fn framing(head: &Head) -> Result<Framing, ApiError> {
         } else if k.eq_ignore_ascii_case("transfer-encoding") {
             if has_te || !v.eq_ignore_ascii_case("chunked") {
                 return Err(ApiError::new(
-                    501,
-                    "not_implemented",
+                    Code::NotImplemented,
                     "the only Transfer-Encoding accepted is a single \"chunked\"",
                 ));
             }
@@ -308,10 +306,7 @@ fn framing(head: &Head) -> Result<Framing, ApiError> {
 }
 
 pub fn body_too_large(limit: usize) -> ApiError {
-    ApiError::new(
-        413,
-        "payload_too_large",
-        format!("the body exceeds {limit} bytes (limits.max_value_bytes, or max_import_bytes for imports)"),
+    ApiError::new(Code::PayloadTooLarge, format!("the body exceeds {limit} bytes (limits.max_value_bytes, or max_import_bytes for imports)"),
     )
 }
 
@@ -493,14 +488,14 @@ mod tests {
             &limits(),
         )
         .unwrap_err();
-        assert_eq!(e.status, 400);
+        assert_eq!(e.status(), 400);
     }
 
     #[test]
     fn a_long_target_is_refused_before_the_line_ends() {
         let mut buf = b"GET /".to_vec();
         buf.extend(std::iter::repeat_n(b'a', 9000));
-        assert_eq!(parse_head(&buf, &limits()).unwrap_err().status, 414);
+        assert_eq!(parse_head(&buf, &limits()).unwrap_err().status(), 414);
     }
 
     #[test]
@@ -521,10 +516,10 @@ mod tests {
     fn chunked_bodies_stop_at_the_limit() {
         let mut c = Chunked::new(4);
         let e = c.feed(b"5\r\nabcde\r\n", &mut Vec::new()).unwrap_err();
-        assert_eq!(e.status, 413);
+        assert_eq!(e.status(), 413);
         let e = Chunked::new(4)
             .feed(b"zz\r\n", &mut Vec::new())
             .unwrap_err();
-        assert_eq!(e.status, 400);
+        assert_eq!(e.status(), 400);
     }
 }

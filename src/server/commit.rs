@@ -26,8 +26,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::api::Touches;
-use crate::error::{not_saved, ApiError};
+use crate::api::Uses;
+use crate::error::ApiError;
 use crate::persist::disk::Converted;
 use crate::persist::Disk;
 use crate::status::Status;
@@ -66,13 +66,13 @@ impl<A> Commit<A> {
 
     /// Whether a request that touches `touches` must wait until the groups are flushed (or a
     /// conversion ends) before it runs: rules 2 and 5.
-    pub fn must_wait(&self, touches: Touches<'_>, mutation: bool) -> bool {
-        match touches {
-            Touches::One(p) => {
+    pub fn must_wait(&self, uses: Uses<'_>, mutation: bool) -> bool {
+        match uses {
+            Uses::Project(p) => {
                 self.converting.contains_key(p) || (!mutation && self.groups.contains_key(p))
             }
-            Touches::All => !mutation && !self.groups.is_empty(),
-            Touches::Nothing => false,
+            Uses::AllProjects => !mutation && !self.groups.is_empty(),
+            Uses::Nothing => false,
         }
     }
 
@@ -151,7 +151,7 @@ impl<A> Commit<A> {
                     for c in group.changes.into_iter().rev() {
                         store.undo(c);
                     }
-                    let err = not_saved(&e);
+                    let err = ApiError::from(&e);
                     settled.extend(group.held.into_iter().map(|a| (a, Some(err.clone()))));
                 }
             }

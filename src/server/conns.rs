@@ -8,7 +8,7 @@ use mio::{Interest, Token};
 
 use super::parked::Waiting;
 use super::{Server, FIRST_CONN};
-use crate::api::{self, Cursor, Touches, WatchPhase};
+use crate::api::{self, Cursor, Uses, WatchPhase};
 use crate::http::conn::{Conn, Next};
 use crate::http::parse::Head;
 use crate::http::{Method, Request, Response};
@@ -198,7 +198,7 @@ impl Server {
                 self.streaming.remove(&idx);
                 return;
             };
-            if !wants || self.commit.must_wait(Touches::One(&cursor.project), false) {
+            if !wants || self.commit.must_wait(Uses::Project(&cursor.project), false) {
                 return;
             }
             let mut chunk = Vec::new();

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use mio::net::{TcpListener, UnixStream};
 use mio::{Events, Interest, Poll, Token};
 
-use crate::api::{self, Ctx, Outcome, Reply, Route, Touches, WatchPhase};
+use crate::api::{self, Ctx, Outcome, Reply, Route, Uses, WatchPhase};
 use crate::config::{Config, Limits};
 use crate::error::ApiError;
 use crate::http::conn::{Conn, READ_CHUNK};
@@ -333,16 +333,16 @@ impl Server {
         self.ctx.status.metrics.watches_parked = self.watch_deadlines.len();
         let route = Route::parse(req.head.path(), self.ctx.compat_project.as_deref());
         let label = route.as_ref().map_or("unknown", Route::label);
-        let touches = route.as_ref().map_or(Touches::Nothing, Route::touches);
+        let uses = route.as_ref().map_or(Uses::Nothing, Route::uses);
         if self
             .commit
-            .must_wait(touches, api::is_mutation(&req.head.method))
+            .must_wait(uses, api::is_mutation(&req.head.method))
         {
             self.defer(idx, req, started, phase, deadline);
             return false;
         }
-        let touched = match touches {
-            Touches::One(p) => Some(p.to_string()),
+        let touched = match uses {
+            Uses::Project(p) => Some(p.to_string()),
             _ => None,
         };
         let (ctx, store) = (&self.ctx, &mut self.store);

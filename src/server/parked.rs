@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use super::commit::Settled;
 use super::Server;
 use crate::api::{Cursor, Watch, WatchPhase, WatchTarget};
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 use crate::http::{Request, Response};
 
 /// What a connection waits on.
@@ -155,8 +155,7 @@ impl Server {
     ) {
         if self.watch_deadlines.len() >= self.max_watches {
             let e = ApiError::new(
-                503,
-                "too_many_watches",
+                Code::TooManyWatches,
                 format!(
                     "{} watches are waiting already (max_watches); try again later",
                     self.max_watches

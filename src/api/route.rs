@@ -1,0 +1,262 @@
+//! Routes: a request's method and path turned into a typed `Route` (the path segments kept
+//! raw: they are checked after the caller is authorized, so an unauthorized caller learns
+//! nothing from a 400), the methods each answers, its metrics label, the projects it uses, and
+//! the OpenAPI document of them all. No handler code here.
+
+use super::ui;
+
+/// A request's target, typed. Path segments are kept raw here and validated by the handler
+/// after authentication, so an unauthenticated client learns nothing from a 400.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    Health,
+    Metrics,
+    OpenApi,
+    Projects,
+    Project(String),
+    Tokens(String),
+    Token(String, String),
+    Export(String),
+    Import(String),
+    Keys(String),
+    Key(String, String),
+    /// The Python PyKV's routes, on `compat_project`.
+    CompatPut(String),
+    CompatGet(String, String),
+    CompatDelete(String, String),
+    /// The page for people (`/`, `/docs`, `/ui/...`): see ui.rs.
+    Page(ui::Page),
+}
+
+/// The OpenAPI 3.1 document of every route below, served at `GET /openapi.json`. A unit test
+/// holds it and `ROUTES` to the router, path by path and method by method.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// Every route as the OpenAPI document names it, with the methods it answers (besides OPTIONS,
+/// which every route answers for CORS). The PyKV-compatible routes exist only when
+/// `compat_project` is set. The page's routes (`Route::Page`) are left out on purpose: they
+/// serve the page, not the API, and the document describes the API only.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("/health", "GET, HEAD"),
+    ("/metrics", "GET, HEAD"),
+    ("/openapi.json", "GET, HEAD"),
+    ("/v1/projects", "GET, HEAD, POST"),
+    ("/v1/projects/{project}", "GET, HEAD, PATCH, DELETE"),
+    ("/v1/projects/{project}/tokens", "GET, HEAD, POST"),
+    ("/v1/projects/{project}/tokens/{id}", "DELETE"),
+    ("/v1/projects/{project}/export", "GET, HEAD"),
+    ("/v1/projects/{project}/import", "POST"),
+    ("/v1/kv/{project}", "GET, HEAD, POST"),
+    ("/v1/kv/{project}/{key}", "GET, HEAD, PUT, POST, DELETE"),
+    ("/put", "POST"),
+    ("/get/{key}", "GET, HEAD"),
+    ("/delete/{key}", "DELETE"),
+];
+
+/// Which projects a request reads or writes: the commit orders it against changes that are not
+/// yet durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Uses<'a> {
+    Nothing,
+    Project(&'a str),
+    AllProjects,
+}
+
+impl Route {
+    /// `compat` is the project the PyKV-compatible routes work on, when enabled.
+    pub fn parse(path: &str, compat: Option<&str>) -> Option<Route> {
+        let rest = path.strip_prefix('/')?;
+        if rest == "health" {
+            return Some(Route::Health);
+        }
+        if rest == "metrics" {
+            return Some(Route::Metrics);
+        }
+        if rest == "openapi.json" {
+            return Some(Route::OpenApi);
+        }
+        if let Some(page) = ui::route(rest) {
+            return Some(Route::Page(page));
+        }
+        if let Some(project) = compat {
+            let p = project.to_string();
+            if rest == "put" {
+                return Some(Route::CompatPut(p));
+            }
+            if let Some(key) = rest.strip_prefix("get/") {
+                return Some(Route::CompatGet(p, key.to_string()));
+            }
+            if let Some(key) = rest.strip_prefix("delete/") {
+                return Some(Route::CompatDelete(p, key.to_string()));
+            }
+        }
+        let rest = rest.strip_prefix("v1/")?;
+        if let Some(kv) = rest.strip_prefix("kv/") {
+            return match kv.split_once('/') {
+                None if !kv.is_empty() => Some(Route::Keys(kv.to_string())),
+                None => None,
+                Some((p, key)) if !p.is_empty() => Some(Route::Key(p.to_string(), key.to_string())),
+                Some(_) => None,
+            };
+        }
+        if rest == "projects" {
+            return Some(Route::Projects);
+        }
+        let parts: Vec<&str> = rest.strip_prefix("projects/")?.split('/').collect();
+        match parts.as_slice() {
+            [p] if !p.is_empty() => Some(Route::Project(p.to_string())),
+            [p, "tokens"] if !p.is_empty() => Some(Route::Tokens(p.to_string())),
+            [p, "export"] if !p.is_empty() => Some(Route::Export(p.to_string())),
+            [p, "import"] if !p.is_empty() => Some(Route::Import(p.to_string())),
+            [p, "tokens", id] if !p.is_empty() && !id.is_empty() => {
+                Some(Route::Token(p.to_string(), id.to_string()))
+            }
+            _ => None,
+        }
+    }
+
+    /// The methods this route answers, as sent in `Allow`.
+    pub fn allow(&self) -> &'static str {
+        match self {
+            Route::Health | Route::Metrics | Route::OpenApi | Route::Page(_) => "GET, HEAD",
+            Route::Projects => "GET, HEAD, POST",
+            Route::Project(_) => "GET, HEAD, PATCH, DELETE",
+            Route::Tokens(_) => "GET, HEAD, POST",
+            Route::Token(..) => "DELETE",
+            Route::Export(_) => "GET, HEAD",
+            Route::Import(_) => "POST",
+            Route::Keys(_) => "GET, HEAD, POST",
+            Route::Key(..) => "GET, HEAD, PUT, POST, DELETE",
+            Route::CompatPut(_) => "POST",
+            Route::CompatGet(..) => "GET, HEAD",
+            Route::CompatDelete(..) => "DELETE",
+        }
+    }
+
+    /// A short fixed name for metrics labels.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Route::Health => "health",
+            Route::Metrics => "metrics",
+            Route::OpenApi => "openapi",
+            Route::Projects => "projects",
+            Route::Project(_) => "project",
+            Route::Tokens(_) => "tokens",
+            Route::Token(..) => "token",
+            Route::Export(_) => "export",
+            Route::Import(_) => "import",
+            Route::Keys(_) => "kv_list",
+            Route::Key(..) => "kv_key",
+            Route::CompatPut(_) | Route::CompatGet(..) | Route::CompatDelete(..) => "compat",
+            Route::Page(_) => "ui",
+        }
+    }
+
+    pub fn uses(&self) -> Uses<'_> {
+        match self {
+            Route::Health | Route::OpenApi | Route::Page(_) => Uses::Nothing,
+            Route::Metrics => Uses::AllProjects,
+            Route::Projects => Uses::AllProjects,
+            Route::Project(p)
+            | Route::Tokens(p)
+            | Route::Token(p, _)
+            | Route::Export(p)
+            | Route::Import(p)
+            | Route::Keys(p)
+            | Route::Key(p, _)
+            | Route::CompatPut(p)
+            | Route::CompatGet(p, _)
+            | Route::CompatDelete(p, _) => Uses::Project(p),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    impl Route {
+        fn parse_test(path: &str) -> Option<Route> {
+            Route::parse(path, None)
+        }
+    }
+
+    /// Every route in `ROUTES` parses to a route answering exactly those methods, and the
+    /// OpenAPI document lists exactly these paths and methods.
+    #[test]
+    fn routes_and_the_openapi_document_agree() {
+        let doc: serde_json::Value = serde_json::from_str(OPENAPI).expect("openapi.json is JSON");
+        assert_eq!(
+            doc["openapi"].as_str().map(|v| v.starts_with("3.1")),
+            Some(true)
+        );
+        let paths = doc["paths"].as_object().expect("paths");
+        for (template, methods) in ROUTES {
+            let sample = template
+                .replace("{project}", "p")
+                .replace("{id}", "i")
+                .replace("{key}", "a/b");
+            let route =
+                Route::parse(&sample, Some("compat")).unwrap_or_else(|| panic!("{template}"));
+            assert_eq!(route.allow(), *methods, "{template}");
+            let item = paths
+                .get(*template)
+                .and_then(|v| v.as_object())
+                .unwrap_or_else(|| panic!("openapi.json lacks {template}"));
+            let mut documented: Vec<String> = item
+                .keys()
+                .filter(|k| {
+                    !matches!(
+                        k.as_str(),
+                        "parameters" | "summary" | "description" | "options"
+                    )
+                })
+                .map(|k| k.to_uppercase())
+                .collect();
+            documented.sort();
+            let mut served: Vec<String> = methods.split(", ").map(str::to_string).collect();
+            served.sort();
+            assert_eq!(documented, served, "methods of {template}");
+        }
+        for path in paths.keys() {
+            assert!(
+                ROUTES.iter().any(|(t, _)| t == path),
+                "openapi.json documents {path}, which the router does not serve"
+            );
+        }
+    }
+
+    #[test]
+    fn routes_parse_from_paths() {
+        assert_eq!(Route::parse_test("/health"), Some(Route::Health));
+        assert_eq!(Route::parse_test("/v1/projects"), Some(Route::Projects));
+        assert_eq!(
+            Route::parse_test("/v1/projects/a"),
+            Some(Route::Project("a".into()))
+        );
+        assert_eq!(
+            Route::parse_test("/v1/projects/a/tokens/x"),
+            Some(Route::Token("a".into(), "x".into()))
+        );
+        assert_eq!(Route::parse_test("/v1/kv/a"), Some(Route::Keys("a".into())));
+        assert_eq!(
+            Route::parse_test("/v1/kv/a/b/c"),
+            Some(Route::Key("a".into(), "b/c".into()))
+        );
+        assert_eq!(
+            Route::parse_test("/v1/kv/a/"),
+            Some(Route::Key("a".into(), "".into()))
+        );
+        assert_eq!(Route::parse_test("/"), Some(Route::Page(ui::Page::App)));
+        for bad in [
+            "/v1",
+            "/v1/kv",
+            "/v1/kv/",
+            "/v1/projects/",
+            "/v1/projects/a/x",
+            "/x",
+        ] {
+            assert_eq!(Route::parse_test(bad), None, "{bad}");
+        }
+    }
+}
