@@ -2,12 +2,11 @@
 //! JSON lines (the snapshot's key format), `POST /v1/projects/{p}/import?mode=merge|replace`
 //! loads such a stream all or nothing. Each parsed once (`Export`, `Import`), then applied.
 
-use super::auth::require_project;
-use super::common::{project_name, require_exists, validate_key};
-use super::{query, Ctx, Reply};
+use super::call::{validate_key, Call};
+use super::{query, Reply};
 use crate::auth::Access;
 use crate::error::{ApiError, Code};
-use crate::http::{Request, Response};
+use crate::http::Response;
 use crate::persist;
 use crate::store::{Change, Store, StoreError, Value};
 
@@ -23,16 +22,9 @@ pub struct Cursor {
 }
 
 /// Whole-project routes need the admin token or an unscoped project token.
-fn whole_project(
-    ctx: &Ctx,
-    store: &Store,
-    req: &Request,
-    project: &str,
-    need: Access,
-) -> Result<(), ApiError> {
-    require_project(ctx, store, req, project, need)?.require_all()?;
-    project_name(project)?;
-    require_exists(store, project)
+fn whole_project(call: Call<'_, '_>, project: &str, need: Access) -> Result<(), ApiError> {
+    call.project(project, need)?.require_all()?;
+    call.exists(project)
 }
 
 /// `GET /v1/projects/{p}/export`.
@@ -41,14 +33,9 @@ pub struct Export<'r> {
 }
 
 impl<'r> Export<'r> {
-    pub fn parse(
-        ctx: &Ctx,
-        store: &Store,
-        req: &Request,
-        project: &'r str,
-    ) -> Result<Export<'r>, ApiError> {
-        whole_project(ctx, store, req, project, Access::Read)?;
-        query::none(req.head.query())?;
+    pub fn parse(call: Call<'_, '_>, project: &'r str) -> Result<Export<'r>, ApiError> {
+        whole_project(call, project, Access::Read)?;
+        call.no_params()?;
         Ok(Export { project })
     }
 
@@ -92,14 +79,9 @@ pub struct Import<'r> {
 }
 
 impl<'r> Import<'r> {
-    pub fn parse(
-        ctx: &Ctx,
-        store: &Store,
-        req: &Request,
-        project: &'r str,
-    ) -> Result<Import<'r>, ApiError> {
-        whole_project(ctx, store, req, project, Access::Write)?;
-        let params = query::parse(req.head.query(), &["mode"])?;
+    pub fn parse(call: Call<'_, '_>, project: &'r str) -> Result<Import<'r>, ApiError> {
+        whole_project(call, project, Access::Write)?;
+        let params = call.params(&["mode"])?;
         let replace = match query::get(&params, "mode") {
             None | Some("merge") => false,
             Some("replace") => true,
@@ -112,9 +94,9 @@ impl<'r> Import<'r> {
             )
             .with_field("line", line.into())
         };
-        let clock = store.clock();
+        let (ctx, clock) = (call.ctx, call.store.clock());
         let mut entries = Vec::new();
-        for (i, line) in req.body.split(|&b| b == b'\n').enumerate() {
+        for (i, line) in call.req.body.split(|&b| b == b'\n').enumerate() {
             let line = line.strip_suffix(b"\r").unwrap_or(line);
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
@@ -122,12 +104,12 @@ impl<'r> Import<'r> {
             let (key, mut value) = persist::decode_entry(line)
                 .map_err(|(col, why)| invalid(i + 1, format!("column {col}: {why}")))?;
             validate_key(ctx, &key).map_err(|why| invalid(i + 1, why))?;
-            if value.data.len() > ctx.limits.max_value_bytes {
+            if value.data.len() > ctx.config.limits.max_value_bytes {
                 return Err(invalid(
                     i + 1,
                     format!(
                         "the value exceeds {} bytes (limits.max_value_bytes)",
-                        ctx.limits.max_value_bytes
+                        ctx.config.limits.max_value_bytes
                     ),
                 ));
             }

@@ -4,15 +4,13 @@
 
 use serde::Deserialize;
 
-use super::common::{
-    authorize_project, json_body, project_not_found, require_exists, validate_key,
-};
+use super::call::{project_not_found, validate_key, Call};
 use super::keys::MAX_TTL_SECONDS;
-use super::{query, Ctx};
+use super::Ctx;
 use crate::auth::Access;
 use crate::base64::decode as base64_decode;
 use crate::error::{ApiError, Code};
-use crate::http::{Request, Response};
+use crate::http::Response;
 use crate::store::{BatchDone, BatchFail, BatchOp, Change, Store, StoreError};
 
 /// The most operations one batch may hold.
@@ -68,12 +66,12 @@ fn parse_op(ctx: &Ctx, clock: u64, i: usize, op: OpIn) -> Result<BatchOp, ApiErr
             } else {
                 value.into_bytes()
             };
-            if data.len() > ctx.limits.max_value_bytes {
+            if data.len() > ctx.config.limits.max_value_bytes {
                 return Err(invalid(
                     i,
                     format!(
                         "the value exceeds {} bytes (limits.max_value_bytes)",
-                        ctx.limits.max_value_bytes
+                        ctx.config.limits.max_value_bytes
                     ),
                 ));
             }
@@ -125,28 +123,23 @@ pub struct Batch<'r> {
 }
 
 impl<'r> Batch<'r> {
-    pub fn parse(
-        ctx: &Ctx,
-        store: &Store,
-        req: &Request,
-        project: &'r str,
-    ) -> Result<Batch<'r>, ApiError> {
-        let scope = authorize_project(ctx, store, req, project, Access::Write)?;
-        query::none(req.head.query())?;
-        require_exists(store, project)?;
-        let body: Body = json_body(req)?;
+    pub fn parse(call: Call<'_, '_>, project: &'r str) -> Result<Batch<'r>, ApiError> {
+        let scope = call.project(project, Access::Write)?;
+        call.no_params()?;
+        call.exists(project)?;
+        let body: Body = call.json()?;
         if body.ops.is_empty() || body.ops.len() > MAX_OPS {
             return Err(ApiError::new(
                 Code::InvalidBatch,
                 format!("a batch holds 1 to {MAX_OPS} ops"),
             ));
         }
-        let clock = store.clock();
+        let clock = call.store.clock();
         let ops = body
             .ops
             .into_iter()
             .enumerate()
-            .map(|(i, op)| parse_op(ctx, clock, i, op))
+            .map(|(i, op)| parse_op(call.ctx, clock, i, op))
             .collect::<Result<Vec<_>, _>>()?;
         let keys: Vec<String> = ops.iter().map(|op| key_of(op).to_string()).collect();
         for (i, key) in keys.iter().enumerate() {

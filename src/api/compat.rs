@@ -3,16 +3,13 @@
 //! named by `compat_project`, with that project's tokens. Values are stored as JSON text. Each
 //! request is parsed once, then applied.
 
-use std::borrow::Cow;
-
 use serde::Deserialize;
 
 use super::auth::require_project;
-use super::common::{authorize_key, json_body, require_exists, validate_key};
-use super::{query, Ctx};
+use super::call::{validate_key, Call, KeyTarget};
 use crate::auth::Access;
 use crate::error::{ApiError, Code};
-use crate::http::{Request, Response};
+use crate::http::Response;
 use crate::store::{Change, Store};
 
 /// `POST /put` `{"key": …, "value": <any JSON>}`.
@@ -30,17 +27,12 @@ struct PutBody {
 }
 
 impl<'r> CompatPut<'r> {
-    pub fn parse(
-        ctx: &Ctx,
-        store: &Store,
-        req: &Request,
-        project: &'r str,
-    ) -> Result<CompatPut<'r>, ApiError> {
-        let scope = require_project(ctx, store, req, project, Access::Write)?;
-        query::none(req.head.query())?;
-        require_exists(store, project)?;
-        let body: PutBody = json_body(req)?;
-        validate_key(ctx, &body.key).map_err(|why| ApiError::new(Code::InvalidKey, why))?;
+    pub fn parse(call: Call<'_, '_>, project: &'r str) -> Result<CompatPut<'r>, ApiError> {
+        let scope = require_project(call.ctx, call.store, call.req, project, Access::Write)?;
+        call.no_params()?;
+        call.exists(project)?;
+        let body: PutBody = call.json()?;
+        validate_key(call.ctx, &body.key).map_err(|why| ApiError::new(Code::InvalidKey, why))?;
         scope.check(&body.key)?;
         Ok(CompatPut {
             project,
@@ -68,29 +60,20 @@ impl<'r> CompatPut<'r> {
 
 /// `GET /get/{key}` or `DELETE /delete/{key}`: the project and the key, authorized.
 pub struct CompatKey<'r> {
-    project: &'r str,
-    key: Cow<'r, str>,
+    target: KeyTarget<'r>,
 }
 
 impl<'r> CompatKey<'r> {
-    pub fn parse(
-        ctx: &Ctx,
-        store: &Store,
-        req: &'r Request,
-        project: &'r str,
-        raw_key: &'r str,
-        need: Access,
-    ) -> Result<CompatKey<'r>, ApiError> {
-        let key = authorize_key(ctx, store, req, project, raw_key, need)?;
-        query::none(req.head.query())?;
-        Ok(CompatKey { project, key })
+    pub fn parse(call: Call<'_, 'r>, target: KeyTarget<'r>) -> Result<CompatKey<'r>, ApiError> {
+        call.no_params()?;
+        Ok(CompatKey { target })
     }
 
     /// `{"key", "value"}`: the value as the JSON it was stored as; a value written through the
     /// native API that is not JSON comes back as a string, other bytes as base64 with a flag.
     pub fn get(self, store: &Store) -> Result<Response, ApiError> {
-        let v = store.get(self.project, &self.key)?;
-        let key = &*self.key;
+        let v = store.get(self.target.project, &self.target.key)?;
+        let key = &*self.target.key;
         let body = match serde_json::from_slice::<serde_json::Value>(v.data) {
             Ok(value) => serde_json::json!({"key": key, "value": value}),
             Err(_) => match std::str::from_utf8(v.data) {
@@ -104,8 +87,11 @@ impl<'r> CompatKey<'r> {
     }
 
     pub fn delete(self, store: &mut Store) -> Result<(Response, Change), ApiError> {
-        let change = store.delete(self.project, &self.key)?;
-        let response = Response::json(200, &serde_json::json!({"key": self.key, "deleted": true}));
+        let change = store.delete(self.target.project, &self.target.key)?;
+        let response = Response::json(
+            200,
+            &serde_json::json!({"key": self.target.key, "deleted": true}),
+        );
         Ok((response, change))
     }
 }

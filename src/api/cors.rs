@@ -13,7 +13,8 @@ const MAX_AGE: &str = "600";
 /// The request's `Origin`, when `cors_origins` allows it.
 fn allowed_origin<'a>(ctx: &Ctx, req: &'a Request) -> Option<&'a str> {
     let origin = req.header("origin")?;
-    ctx.cors_origins
+    ctx.config
+        .cors_origins
         .iter()
         .any(|o| o == "*" || o == origin)
         .then_some(origin)
@@ -21,7 +22,7 @@ fn allowed_origin<'a>(ctx: &Ctx, req: &'a Request) -> Option<&'a str> {
 
 /// Add the CORS headers an allowed origin needs to read this response.
 pub fn decorate(ctx: &Ctx, req: &Request, r: &mut Response) {
-    if ctx.cors_origins.is_empty() {
+    if ctx.config.cors_origins.is_empty() {
         return;
     }
     r.headers.push(("Vary", "Origin".into()));

@@ -5,9 +5,8 @@
 
 use std::borrow::Cow;
 
-use super::common::{authorize_key, etag, etag_list, whole_number};
-use super::{query, Ctx, Reply, Watch, WatchPhase, WatchTarget};
-use crate::auth::Access;
+use super::call::{etag, etag_list, whole_number, Call, KeyTarget};
+use super::{query, Reply, Watch, WatchPhase, WatchTarget};
 use crate::error::{ApiError, Code};
 use crate::http::response::decimal;
 use crate::http::{Request, Response};
@@ -15,8 +14,6 @@ use crate::store::{self, Change, Store, ValueRef};
 
 /// The longest expiry a PUT may ask for: ten years.
 pub const MAX_TTL_SECONDS: u64 = 10 * 365 * 24 * 3600;
-/// The longest a watch may wait.
-pub const MAX_WATCH_SECONDS: u64 = 300;
 
 /// A request's `If-Match` / `If-None-Match`: a change happens only if they hold.
 #[derive(Debug, Clone, Copy, Default)]
@@ -78,54 +75,40 @@ impl<'r> Conditions<'r> {
 
 /// `GET /v1/kv/{project}/{key}[?watch=S[&version=V]]`.
 pub struct GetKey<'r> {
-    project: &'r str,
-    key: Cow<'r, str>,
+    target: KeyTarget<'r>,
     /// `watch`: wait up to this many seconds for the key to leave version `since`.
     watch: Option<(u64, Option<u64>)>,
     if_none_match: Option<&'r str>,
 }
 
 impl<'r> GetKey<'r> {
-    pub fn parse(
-        ctx: &Ctx,
-        store: &Store,
-        req: &'r Request,
-        project: &'r str,
-        raw_key: &'r str,
-    ) -> Result<GetKey<'r>, ApiError> {
-        let key = authorize_key(ctx, store, req, project, raw_key, Access::Read)?;
-        let params = query::parse(req.head.query(), &["watch", "version"])?;
-        let seconds = whole_number(&params, "watch", 1..=MAX_WATCH_SECONDS)?;
-        let since = whole_number(&params, "version", 0..=u64::MAX)?;
-        if seconds.is_none() && since.is_some() {
-            return Err(query::invalid("version goes with watch".into()));
-        }
+    pub fn parse(call: Call<'_, 'r>, target: KeyTarget<'r>) -> Result<GetKey<'r>, ApiError> {
+        let params = call.params(&["watch", "version"])?;
         Ok(GetKey {
-            project,
-            key,
-            watch: seconds.map(|s| (s, since)),
-            if_none_match: req.header("if-none-match"),
+            target,
+            watch: Call::watch(&params)?,
+            if_none_match: call.req.header("if-none-match"),
         })
     }
 
     /// The value, 304 when the caller has it, or a watch to park (re-run in `phase`).
     pub fn apply(self, store: &Store, phase: WatchPhase) -> Result<Reply, ApiError> {
         if let Some((seconds, since)) = self.watch {
-            let current = store.current_version(self.project, &self.key);
+            let current = store.current_version(self.target.project, &self.target.key);
             let since = since.or(phase.since()).unwrap_or(current);
             if matches!(phase, WatchPhase::TimedOut { .. }) {
                 return Ok(Reply::Now(not_modified(current)));
             }
             if current == since {
                 return Ok(Reply::Watch(Watch {
-                    project: self.project.to_string(),
-                    target: WatchTarget::Key(self.key.into_owned()),
+                    project: self.target.project.to_string(),
+                    target: WatchTarget::Key(self.target.key.into_owned()),
                     seconds,
                     since,
                 }));
             }
         }
-        let v = store.get(self.project, &self.key)?;
+        let v = store.get(self.target.project, &self.target.key)?;
         if let Some(inm) = self.if_none_match {
             if etag_list(inm).is_none_or(|tags| tags.contains(&v.version)) {
                 return Ok(Reply::Now(not_modified(v.version)));
@@ -159,8 +142,7 @@ fn not_modified(version: u64) -> Response {
 
 /// `PUT /v1/kv/{project}/{key}[?ttl=S]` with the value as the body.
 pub struct PutKey<'r> {
-    project: &'r str,
-    key: Cow<'r, str>,
+    target: KeyTarget<'r>,
     ttl: Option<u64>,
     /// The body's media type, kept to be returned by GET.
     content_type: Option<&'r str>,
@@ -169,19 +151,15 @@ pub struct PutKey<'r> {
 }
 
 impl<'r> PutKey<'r> {
+    /// `value`: the body, taken out of the request before.
     pub fn parse(
-        ctx: &Ctx,
-        store: &Store,
-        req: &'r mut Request,
-        project: &'r str,
-        raw_key: &'r str,
+        call: Call<'_, 'r>,
+        target: KeyTarget<'r>,
+        value: Vec<u8>,
     ) -> Result<PutKey<'r>, ApiError> {
-        let value = std::mem::take(&mut req.body);
-        let req: &'r Request = req;
-        let key = authorize_key(ctx, store, req, project, raw_key, Access::Write)?;
-        let params = query::parse(req.head.query(), &["ttl"])?;
+        let params = call.params(&["ttl"])?;
         let ttl = whole_number(&params, "ttl", 1..=MAX_TTL_SECONDS)?;
-        let content_type = match req.header("content-type") {
+        let content_type = match call.req.header("content-type") {
             Some("") | None => None,
             Some(ct) => {
                 store::validate_content_type(ct)
@@ -190,17 +168,16 @@ impl<'r> PutKey<'r> {
             }
         };
         Ok(PutKey {
-            project,
-            key,
+            target,
             ttl,
             content_type,
-            conditions: Conditions::of(req),
+            conditions: Conditions::of(call.req),
             value,
         })
     }
 
     pub fn apply(self, store: &mut Store) -> Result<(Response, Change), ApiError> {
-        let (project, key) = (self.project, &*self.key);
+        let (project, key) = (self.target.project, &*self.target.key);
         self.conditions.check_key(store, project, key)?;
         let expires_at = self.ttl.map(|t| store.clock() + t);
         let (written, change) =
@@ -223,31 +200,23 @@ impl<'r> PutKey<'r> {
 
 /// `DELETE /v1/kv/{project}/{key}`.
 pub struct DeleteKey<'r> {
-    project: &'r str,
-    key: Cow<'r, str>,
+    target: KeyTarget<'r>,
     conditions: Conditions<'r>,
 }
 
 impl<'r> DeleteKey<'r> {
-    pub fn parse(
-        ctx: &Ctx,
-        store: &Store,
-        req: &'r Request,
-        project: &'r str,
-        raw_key: &'r str,
-    ) -> Result<DeleteKey<'r>, ApiError> {
-        let key = authorize_key(ctx, store, req, project, raw_key, Access::Write)?;
-        query::none(req.head.query())?;
+    pub fn parse(call: Call<'_, 'r>, target: KeyTarget<'r>) -> Result<DeleteKey<'r>, ApiError> {
+        call.no_params()?;
         Ok(DeleteKey {
-            project,
-            key,
-            conditions: Conditions::of(req),
+            target,
+            conditions: Conditions::of(call.req),
         })
     }
 
     pub fn apply(self, store: &mut Store) -> Result<(Response, Change), ApiError> {
-        self.conditions.check_key(store, self.project, &self.key)?;
-        let change = store.delete(self.project, &self.key)?;
+        self.conditions
+            .check_key(store, self.target.project, &self.target.key)?;
+        let change = store.delete(self.target.project, &self.target.key)?;
         Ok((Response::empty(204), change))
     }
 }
@@ -255,22 +224,14 @@ impl<'r> DeleteKey<'r> {
 /// `POST /v1/kv/{project}/{key}?incr=N`: add N (default 1, may be negative); answers the new
 /// value.
 pub struct Incr<'r> {
-    project: &'r str,
-    key: Cow<'r, str>,
+    target: KeyTarget<'r>,
     delta: i64,
     conditions: Conditions<'r>,
 }
 
 impl<'r> Incr<'r> {
-    pub fn parse(
-        ctx: &Ctx,
-        store: &Store,
-        req: &'r Request,
-        project: &'r str,
-        raw_key: &'r str,
-    ) -> Result<Incr<'r>, ApiError> {
-        let key = authorize_key(ctx, store, req, project, raw_key, Access::Write)?;
-        let params = query::parse(req.head.query(), &["incr"])?;
+    pub fn parse(call: Call<'_, 'r>, target: KeyTarget<'r>) -> Result<Incr<'r>, ApiError> {
+        let params = call.params(&["incr"])?;
         let Some(text) = query::get(&params, "incr") else {
             return Err(query::invalid(
                 "POST on a key is a counter increment: add ?incr=N (PUT sets a value)".into(),
@@ -283,20 +244,21 @@ impl<'r> Incr<'r> {
                 query::invalid("incr must be a whole number (64-bit, may be negative)".into())
             })?
         };
-        if !req.body.is_empty() {
+        if !call.req.body.is_empty() {
             return Err(ApiError::bad_request("an increment takes no body"));
         }
         Ok(Incr {
-            project,
-            key,
+            target,
             delta,
-            conditions: Conditions::of(req),
+            conditions: Conditions::of(call.req),
         })
     }
 
     pub fn apply(self, store: &mut Store) -> Result<(Response, Change), ApiError> {
-        self.conditions.check_key(store, self.project, &self.key)?;
-        let (value, written, change) = store.incr(self.project, &self.key, self.delta)?;
+        self.conditions
+            .check_key(store, self.target.project, &self.target.key)?;
+        let (value, written, change) =
+            store.incr(self.target.project, &self.target.key, self.delta)?;
         let response = Response::bytes(200, "text/plain", value.to_string().into_bytes())
             .with_header("ETag", etag(written.version));
         Ok((response, change))

@@ -2,9 +2,8 @@
 //! in JSON, JSON lines or text, paged with `after`, and as a prefix watch (`watch=S&version=V`).
 //! Parsed once into a `ListKeys`, then run against the store.
 
-use super::common::{authorize_project, project_not_found, whole_number};
-use super::keys::MAX_WATCH_SECONDS;
-use super::{query, Ctx, Reply, Watch, WatchPhase, WatchTarget};
+use super::call::{project_not_found, whole_number, Call};
+use super::{query, Reply, Watch, WatchPhase, WatchTarget};
 use crate::auth::Access;
 use crate::base64::encode as base64_encode;
 use crate::error::ApiError;
@@ -85,19 +84,11 @@ pub struct ListKeys<'r> {
 }
 
 impl<'r> ListKeys<'r> {
-    pub fn parse(
-        ctx: &Ctx,
-        store: &Store,
-        req: &'r Request,
-        project: &'r str,
-    ) -> Result<ListKeys<'r>, ApiError> {
-        let scope = authorize_project(ctx, store, req, project, Access::Read)?;
-        let params = query::parse(
-            req.head.query(),
-            &[
-                "prefix", "after", "limit", "values", "format", "watch", "version",
-            ],
-        )?;
+    pub fn parse(call: Call<'_, 'r>, project: &'r str) -> Result<ListKeys<'r>, ApiError> {
+        let scope = call.project(project, Access::Read)?;
+        let params = call.params(&[
+            "prefix", "after", "limit", "values", "format", "watch", "version",
+        ])?;
         // A scoped token lists only its own keys; a prefix outside its scope lists nothing.
         let (prefix, disjoint) = match scope.narrow(query::get(&params, "prefix").unwrap_or("")) {
             Some(p) => (p.to_string(), false),
@@ -111,20 +102,14 @@ impl<'r> ListKeys<'r> {
             Some("true") => true,
             Some(_) => return Err(query::invalid("values must be true or false".into())),
         };
-        let format = listing_format(req, &params)?;
+        let format = listing_format(call.req, &params)?;
         if values && format == Format::Text {
             return Err(query::invalid(
                 "values=true needs format=json or jsonl".into(),
             ));
         }
-        if store.project(project).is_none() {
-            return Err(project_not_found(project));
-        }
-        let seconds = whole_number(&params, "watch", 1..=MAX_WATCH_SECONDS)?;
-        let since = whole_number(&params, "version", 0..=u64::MAX)?;
-        if seconds.is_none() && since.is_some() {
-            return Err(query::invalid("version goes with watch".into()));
-        }
+        call.exists(project)?;
+        let watch = Call::watch(&params)?;
         Ok(ListKeys {
             project,
             prefix,
@@ -133,7 +118,7 @@ impl<'r> ListKeys<'r> {
             limit,
             values,
             format,
-            watch: seconds.map(|s| (s, since)),
+            watch,
         })
     }
 

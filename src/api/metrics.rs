@@ -1,15 +1,13 @@
 //! `GET /metrics` (admin token): the server's counters in the Prometheus text format.
 
-use super::auth::require_admin;
-use super::{query, Ctx};
+use super::call::Call;
 use crate::error::ApiError;
-use crate::http::{Request, Response};
-use crate::store::Store;
+use crate::http::Response;
 
-pub fn get(ctx: &Ctx, store: &Store, req: &Request) -> Result<Response, ApiError> {
-    require_admin(ctx, store, req)?;
-    query::none(req.head.query())?;
-    let text = ctx.status.metrics.render(store);
+pub fn get(call: Call<'_, '_>) -> Result<Response, ApiError> {
+    call.admin()?;
+    call.no_params()?;
+    let text = call.ctx.status.metrics.render(call.store);
     Ok(Response::bytes(
         200,
         "text/plain; version=0.0.4; charset=utf-8",

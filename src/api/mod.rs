@@ -6,7 +6,8 @@
 //!
 //! - `route.rs` — typed routes, the methods they answer, the OpenAPI document.
 //! - `auth.rs` — who may call: tokens, 401 versus 403, scopes.
-//! - `common.rs` — what resources share when they parse: names, keys, numbers, ETags, bodies.
+//! - `call.rs` — a request being parsed (`Call`) and the checks every resource makes through
+//!   it: who may call, the project, the key, the query, the body.
 //! - one file per resource: `keys.rs` (one key, counters), `listing.rs` (listings, prefix
 //!   watches), `batch.rs`, `backup.rs` (export, import), `projects.rs`, `tokens.rs`,
 //!   `compat.rs` (the Python PyKV's routes), `health.rs`, `metrics.rs`, `ui.rs` (the page);
@@ -15,7 +16,7 @@
 mod auth;
 mod backup;
 mod batch;
-mod common;
+mod call;
 mod compat;
 mod cors;
 mod health;
@@ -29,22 +30,17 @@ mod tokens;
 mod ui;
 
 use crate::auth::Access;
-use crate::config::Limits;
+use crate::config::Config;
 use crate::error::ApiError;
 use crate::http::{Method, Request, Response};
 use crate::status::Status;
 use crate::store::{Change, Persistence, Quota, Store};
 
-/// What every handler may read besides the store: settings from config.json, and the server's
-/// status (problems for /health, counters for /metrics).
+/// What every handler may read besides the store: the admin token, config.json's settings, and
+/// the server's status (problems for /health, counters for /metrics).
 pub struct Ctx {
     pub admin_token: String,
-    pub limits: Limits,
-    pub default_persistence: Persistence,
-    /// Origins whose browser apps may call the API (`*`: any).
-    pub cors_origins: Vec<String>,
-    /// The project the PyKV-compatible routes use; None turns them off.
-    pub compat_project: Option<String>,
+    pub config: Config,
     pub status: Status,
 }
 
@@ -72,6 +68,7 @@ impl WatchPhase {
 }
 
 pub use backup::{next_chunk, Cursor};
+pub use call::Call;
 pub use route::{Route, Uses, OPENAPI, ROUTES};
 
 /// What a handler returns: an answer, and what it changed in the store. The commit holds the
@@ -153,11 +150,11 @@ pub fn body_limit(ctx: &Ctx, store: &Store, head: &crate::http::parse::Head) -> 
     if head.method == Method::Post {
         if let Some(Route::Import(project)) = Route::parse(head.path(), None) {
             if auth::may_import(ctx, store, head, &project) {
-                return ctx.limits.max_import_bytes;
+                return ctx.config.limits.max_import_bytes;
             }
         }
     }
-    ctx.limits.max_value_bytes
+    ctx.config.limits.max_value_bytes
 }
 
 /// Add what every response to this request carries besides its own headers (CORS).
@@ -200,71 +197,68 @@ fn dispatch(
     if !route.allow().split(", ").any(|m| m == method.as_str()) {
         return Err(ApiError::method_not_allowed(route.allow()));
     }
-    let store_ro: &Store = store;
+    if let (Route::Key(p, k), Method::Put) = (route, &method) {
+        // The value is the body: taken out before the request is read as a whole.
+        let value = std::mem::take(&mut req.body);
+        let call = Call::new(ctx, store, req);
+        return keys::PutKey::parse(call, call.key(p, k, Access::Write)?, value)?
+            .apply(store)
+            .map(changed);
+    }
+    let call = Call::new(ctx, store, req);
     match (route, method) {
         // Probes add cache-busting parameters; /health ignores its query.
         (Route::Health, _) => Ok(now(health::get(ctx))),
-        (Route::Metrics, _) => metrics::get(ctx, store_ro, req).map(now),
+        (Route::Metrics, _) => metrics::get(call).map(now),
         (Route::OpenApi, _) => Ok(now(Response::bytes(
             200,
             "application/json",
             OPENAPI.as_bytes().to_vec(),
         ))),
         (Route::Page(page), _) => Ok(now(ui::get(req, *page))),
-        (Route::Projects, Method::Post) => projects::CreateProject::parse(ctx, store_ro, req)?
+        (Route::Projects, Method::Post) => projects::CreateProject::parse(call)?
             .apply(store)
             .map(changed),
-        (Route::Projects, _) => projects::list(ctx, store_ro, req).map(now),
-        (Route::Project(p), Method::Patch) => {
-            projects::PatchProject::parse(ctx, store_ro, req, p)?.apply(store)
-        }
-        (Route::Project(p), Method::Delete) => {
-            projects::DeleteProject::parse(ctx, store_ro, req, p)?
+        (Route::Projects, _) => projects::list(call).map(now),
+        (Route::Project(p), Method::Patch) => projects::PatchProject::parse(call, p)?.apply(store),
+        (Route::Project(p), Method::Delete) => projects::DeleteProject::parse(call, p)?
+            .apply(store)
+            .map(changed),
+        (Route::Project(p), _) => projects::show(call, p).map(now),
+        (Route::Tokens(p), Method::Post) => tokens::CreateToken::parse(call, p)?
+            .apply(store)
+            .map(changed),
+        (Route::Tokens(p), _) => tokens::list(call, p).map(now),
+        (Route::Token(p, id), _) => tokens::RevokeToken::parse(call, p, id)?
+            .apply(store)
+            .map(changed),
+        (Route::Export(p), _) => Ok(backup::Export::parse(call, p)?.apply(store).into()),
+        (Route::Import(p), _) => backup::Import::parse(call, p)?.apply(store).map(changed),
+        (Route::Keys(p), Method::Post) => batch::Batch::parse(call, p)?.apply(store).map(changed),
+        (Route::Keys(p), _) => listing::ListKeys::parse(call, p)?
+            .apply(store, phase)
+            .map(Outcome::from),
+        (Route::Key(p, k), Method::Post) => {
+            keys::Incr::parse(call, call.key(p, k, Access::Write)?)?
                 .apply(store)
                 .map(changed)
         }
-        (Route::Project(p), _) => projects::show(ctx, store_ro, req, p).map(now),
-        (Route::Tokens(p), Method::Post) => tokens::CreateToken::parse(ctx, store_ro, req, p)?
-            .apply(store)
-            .map(changed),
-        (Route::Tokens(p), _) => tokens::list(ctx, store_ro, req, p).map(now),
-        (Route::Token(p, id), _) => tokens::RevokeToken::parse(ctx, store_ro, req, p, id)?
-            .apply(store)
-            .map(changed),
-        (Route::Export(p), _) => Ok(backup::Export::parse(ctx, store_ro, req, p)?
-            .apply(store)
-            .into()),
-        (Route::Import(p), _) => backup::Import::parse(ctx, store_ro, req, p)?
-            .apply(store)
-            .map(changed),
-        (Route::Keys(p), Method::Post) => batch::Batch::parse(ctx, store_ro, req, p)?
-            .apply(store)
-            .map(changed),
-        (Route::Keys(p), _) => listing::ListKeys::parse(ctx, store_ro, req, p)?
+        (Route::Key(p, k), Method::Delete) => {
+            keys::DeleteKey::parse(call, call.key(p, k, Access::Write)?)?
+                .apply(store)
+                .map(changed)
+        }
+        (Route::Key(p, k), _) => keys::GetKey::parse(call, call.key(p, k, Access::Read)?)?
             .apply(store, phase)
             .map(Outcome::from),
-        (Route::Key(p, k), Method::Put) => keys::PutKey::parse(ctx, store_ro, req, p, k)?
-            .apply(store)
-            .map(changed),
-        (Route::Key(p, k), Method::Post) => keys::Incr::parse(ctx, store_ro, req, p, k)?
-            .apply(store)
-            .map(changed),
-        (Route::Key(p, k), Method::Delete) => keys::DeleteKey::parse(ctx, store_ro, req, p, k)?
-            .apply(store)
-            .map(changed),
-        (Route::Key(p, k), _) => keys::GetKey::parse(ctx, store_ro, req, p, k)?
-            .apply(store, phase)
-            .map(Outcome::from),
-        (Route::CompatPut(p), _) => compat::CompatPut::parse(ctx, store_ro, req, p)?
-            .apply(store)
-            .map(changed),
+        (Route::CompatPut(p), _) => compat::CompatPut::parse(call, p)?.apply(store).map(changed),
         (Route::CompatGet(p, k), _) => {
-            compat::CompatKey::parse(ctx, store_ro, req, p, k, Access::Read)?
+            compat::CompatKey::parse(call, call.key(p, k, Access::Read)?)?
                 .get(store)
                 .map(now)
         }
         (Route::CompatDelete(p, k), _) => {
-            compat::CompatKey::parse(ctx, store_ro, req, p, k, Access::Write)?
+            compat::CompatKey::parse(call, call.key(p, k, Access::Write)?)?
                 .delete(store)
                 .map(changed)
         }

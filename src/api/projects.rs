@@ -3,13 +3,12 @@
 
 use serde::Deserialize;
 
-use super::auth::require_admin;
-use super::common::{json_body, project_name, project_not_found};
+use super::call::{project_name, project_not_found, Call};
 use super::tokens::{new_token, token_json};
-use super::{query, Conversion, Ctx, Outcome, Reply};
+use super::{Conversion, Outcome, Reply};
 use crate::auth::{Access, Source};
 use crate::error::{ApiError, Code};
-use crate::http::{Request, Response};
+use crate::http::Response;
 use crate::store::{Change, Persistence, Project, Quota, Store, StoreError};
 
 fn summary(name: &str, p: &Project) -> serde_json::Value {
@@ -45,11 +44,19 @@ fn in_config(name: &str, what: &str) -> ApiError {
     )
 }
 
+/// An admin route on project `name` (it must exist), without query parameters.
+pub fn admin_project<'a>(call: Call<'a, '_>, name: &str) -> Result<&'a Project, ApiError> {
+    call.admin()?;
+    call.no_params()?;
+    existing(call.store, name)
+}
+
 /// `GET /v1/projects`: every project, in short.
-pub fn list(ctx: &Ctx, store: &Store, req: &Request) -> Result<Response, ApiError> {
-    require_admin(ctx, store, req)?;
-    query::none(req.head.query())?;
-    let projects: Vec<_> = store
+pub fn list(call: Call<'_, '_>) -> Result<Response, ApiError> {
+    call.admin()?;
+    call.no_params()?;
+    let projects: Vec<_> = call
+        .store
         .projects()
         .into_iter()
         .map(|(n, p)| summary(n, p))
@@ -61,10 +68,8 @@ pub fn list(ctx: &Ctx, store: &Store, req: &Request) -> Result<Response, ApiErro
 }
 
 /// `GET /v1/projects/{p}`: one project in full.
-pub fn show(ctx: &Ctx, store: &Store, req: &Request, name: &str) -> Result<Response, ApiError> {
-    require_admin(ctx, store, req)?;
-    query::none(req.head.query())?;
-    let p = existing(store, name)?;
+pub fn show(call: Call<'_, '_>, name: &str) -> Result<Response, ApiError> {
+    let p = admin_project(call, name)?;
     Ok(Response::json(200, &detail(name, p)))
 }
 
@@ -82,16 +87,16 @@ struct CreateBody {
 }
 
 impl CreateProject {
-    pub fn parse(ctx: &Ctx, store: &Store, req: &Request) -> Result<CreateProject, ApiError> {
-        require_admin(ctx, store, req)?;
-        query::none(req.head.query())?;
-        let body: CreateBody = json_body(req)?;
+    pub fn parse(call: Call<'_, '_>) -> Result<CreateProject, ApiError> {
+        call.admin()?;
+        call.no_params()?;
+        let body: CreateBody = call.json()?;
         project_name(&body.name)?;
-        if store.project(&body.name).is_some() {
+        if call.store.project(&body.name).is_some() {
             return Err(StoreError::ProjectExists(body.name).into());
         }
         Ok(CreateProject {
-            mode: body.persistence.unwrap_or(ctx.default_persistence),
+            mode: body.persistence.unwrap_or(call.ctx.config.persistence),
             name: body.name,
         })
     }
@@ -135,16 +140,9 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<u64>>
 }
 
 impl<'r> PatchProject<'r> {
-    pub fn parse(
-        ctx: &Ctx,
-        store: &Store,
-        req: &Request,
-        name: &'r str,
-    ) -> Result<PatchProject<'r>, ApiError> {
-        require_admin(ctx, store, req)?;
-        query::none(req.head.query())?;
-        let p = existing(store, name)?;
-        let body: PatchBody = json_body(req)?;
+    pub fn parse(call: Call<'_, '_>, name: &'r str) -> Result<PatchProject<'r>, ApiError> {
+        let p = admin_project(call, name)?;
+        let body: PatchBody = call.json()?;
         if p.source() == Source::Config {
             return Err(in_config(name, "change it"));
         }
@@ -195,15 +193,8 @@ pub struct DeleteProject<'r> {
 }
 
 impl<'r> DeleteProject<'r> {
-    pub fn parse(
-        ctx: &Ctx,
-        store: &Store,
-        req: &Request,
-        name: &'r str,
-    ) -> Result<DeleteProject<'r>, ApiError> {
-        require_admin(ctx, store, req)?;
-        query::none(req.head.query())?;
-        let p = existing(store, name)?;
+    pub fn parse(call: Call<'_, '_>, name: &'r str) -> Result<DeleteProject<'r>, ApiError> {
+        let p = admin_project(call, name)?;
         if p.source() == Source::Config {
             return Err(in_config(name, "remove it"));
         }

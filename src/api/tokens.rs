@@ -3,13 +3,11 @@
 
 use serde::Deserialize;
 
-use super::auth::require_admin;
-use super::common::json_body;
-use super::projects::existing;
-use super::{query, Ctx};
+use super::call::Call;
+use super::projects::admin_project;
 use crate::auth::{self, Access, Source, Token};
 use crate::error::{ApiError, Code};
-use crate::http::{Request, Response};
+use crate::http::Response;
 use crate::store::{Change, Store, StoreError};
 
 /// A new API token with a fresh id and secret.
@@ -40,10 +38,8 @@ pub fn token_json(t: &Token, with_secret: bool) -> serde_json::Value {
 }
 
 /// `GET /v1/projects/{p}/tokens`.
-pub fn list(ctx: &Ctx, store: &Store, req: &Request, project: &str) -> Result<Response, ApiError> {
-    require_admin(ctx, store, req)?;
-    query::none(req.head.query())?;
-    let p = existing(store, project)?;
+pub fn list(call: Call<'_, '_>, project: &str) -> Result<Response, ApiError> {
+    let p = admin_project(call, project)?;
     let tokens: Vec<_> = p.tokens().iter().map(|t| token_json(t, false)).collect();
     Ok(Response::json(
         200,
@@ -69,16 +65,9 @@ struct CreateBody {
 }
 
 impl<'r> CreateToken<'r> {
-    pub fn parse(
-        ctx: &Ctx,
-        store: &Store,
-        req: &Request,
-        project: &'r str,
-    ) -> Result<CreateToken<'r>, ApiError> {
-        require_admin(ctx, store, req)?;
-        query::none(req.head.query())?;
-        existing(store, project)?;
-        let body: CreateBody = json_body(req)?;
+    pub fn parse(call: Call<'_, '_>, project: &'r str) -> Result<CreateToken<'r>, ApiError> {
+        admin_project(call, project)?;
+        let body: CreateBody = call.json()?;
         if body.label.is_empty() || body.label.len() > 64 {
             return Err(ApiError::new(
                 Code::InvalidLabel,
@@ -88,7 +77,7 @@ impl<'r> CreateToken<'r> {
         if body
             .prefix
             .as_ref()
-            .is_some_and(|p| p.is_empty() || p.len() > ctx.limits.max_key_bytes)
+            .is_some_and(|p| p.is_empty() || p.len() > call.ctx.config.limits.max_key_bytes)
         {
             return Err(ApiError::new(
                 Code::InvalidPrefix,
@@ -118,15 +107,11 @@ pub struct RevokeToken<'r> {
 
 impl<'r> RevokeToken<'r> {
     pub fn parse(
-        ctx: &Ctx,
-        store: &Store,
-        req: &Request,
+        call: Call<'_, '_>,
         project: &'r str,
         id: &'r str,
     ) -> Result<RevokeToken<'r>, ApiError> {
-        require_admin(ctx, store, req)?;
-        query::none(req.head.query())?;
-        let p = existing(store, project)?;
+        let p = admin_project(call, project)?;
         let t = p.tokens().iter().find(|t| t.id == id).ok_or_else(|| {
             ApiError::from(StoreError::TokenNotFound {
                 project: project.to_string(),

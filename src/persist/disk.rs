@@ -528,19 +528,7 @@ impl Disk {
         self.pause_until = None;
         let name = self.due.pop_first()?;
         if let Err(e) = self.start_compaction(&name, store) {
-            status
-                .log
-                .push(format!("project {name}: compaction failed: {e}"));
-            status.problem(
-                &name,
-                Trouble::Compaction,
-                format!("compaction failed: {e}"),
-            );
-            status
-                .metrics
-                .record_compaction(&name, false, Duration::ZERO);
-            self.due.insert(name);
-            self.pause_until = Some(Instant::now() + RETRY_AFTER);
+            self.compaction_failed(name, &e, status);
         }
         None
     }
@@ -663,19 +651,7 @@ impl Disk {
     ) -> Option<Converted> {
         match kind {
             JobKind::Compaction => {
-                status.log.push(format!(
-                    "project {project}: compaction failed, will retry: {err}"
-                ));
-                status.problem(
-                    &project,
-                    Trouble::Compaction,
-                    format!("compaction failed, will retry: {err}"),
-                );
-                status
-                    .metrics
-                    .record_compaction(&project, false, Duration::ZERO);
-                self.due.insert(project);
-                self.pause_until = Some(Instant::now() + RETRY_AFTER);
+                self.compaction_failed(project, &err, status);
                 None
             }
             JobKind::Conversion { mode, quota } => Some(Converted {
@@ -685,6 +661,18 @@ impl Disk {
                 result: Err(err),
             }),
         }
+    }
+
+    /// Say so (log, /health, metrics) and try again after a pause: the disk may be full.
+    fn compaction_failed(&mut self, project: String, err: &DiskError, status: &mut Status) {
+        let why = format!("compaction failed, will retry: {err}");
+        status.log.push(format!("project {project}: {why}"));
+        status.problem(&project, Trouble::Compaction, why);
+        status
+            .metrics
+            .record_compaction(&project, false, Duration::ZERO);
+        self.due.insert(project);
+        self.pause_until = Some(Instant::now() + RETRY_AFTER);
     }
 
     fn abandon_job_of(&mut self, project: &str) {

@@ -29,12 +29,24 @@ use super::writeback;
 use crate::store::Record;
 
 pub const HEADER: usize = 12;
+/// The top bit of a record's kind: more records of its group follow.
 const MORE: u8 = 0x80;
-const KEYS: u8 = 1;
-const META: u8 = 2;
-const DELETED: u8 = 3;
-const OP_PUT: u8 = 1;
-const OP_DELETE: u8 = 2;
+
+/// What a record holds (its first byte, but for `MORE`).
+#[derive(Clone, Copy)]
+#[repr(u8)]
+enum Kind {
+    Keys = 1,
+    Meta = 2,
+    Deleted = 3,
+}
+
+/// What a KEYS record says of one key.
+#[repr(u8)]
+enum KeyOp {
+    Put = 1,
+    Delete = 2,
+}
 /// Key records are cut at about this size, so no single record needs a huge buffer to check.
 const SPLIT_BYTES: usize = 1024 * 1024;
 
@@ -110,13 +122,13 @@ impl<'a> Group<'a> {
         }
     }
 
-    fn begin(&mut self, kind: u8) {
+    fn begin(&mut self, kind: Kind) {
         if let Some(start) = self.open.take() {
             self.seal(start, true);
         }
         self.open = Some(self.out.len());
         self.out.extend_from_slice(&[0; HEADER]);
-        self.out.push(kind);
+        self.out.push(kind as u8);
         self.records += 1;
     }
 
@@ -134,13 +146,13 @@ impl<'a> Group<'a> {
 
     /// The project's settings and tokens, as `header` (the snapshot header's JSON).
     pub fn meta(&mut self, header: &[u8]) {
-        self.begin(META);
+        self.begin(Kind::Meta);
         self.out.extend_from_slice(header);
     }
 
     /// The project is gone.
     pub fn deleted(&mut self) {
-        self.begin(DELETED);
+        self.begin(Kind::Deleted);
     }
 
     /// The state of each key (None: absent, a removal) as of project version `version`.
@@ -151,20 +163,20 @@ impl<'a> Group<'a> {
     ) {
         let mut states = states.into_iter().peekable();
         while states.peek().is_some() {
-            self.begin(KEYS);
+            self.begin(Kind::Keys);
             let start = self.out.len();
             self.out.extend_from_slice(&version.to_le_bytes());
             for (key, state) in states.by_ref() {
                 match state {
                     Some(r) => {
                         let bytes = r.as_bytes();
-                        self.out.push(OP_PUT);
+                        self.out.push(KeyOp::Put as u8);
                         let len = u32::try_from(bytes.len()).expect("a value is at most 1 GiB");
                         self.out.extend_from_slice(&len.to_le_bytes());
                         self.out.extend_from_slice(bytes);
                     }
                     None => {
-                        self.out.push(OP_DELETE);
+                        self.out.push(KeyOp::Delete as u8);
                         let len = u16::try_from(key.len()).expect("keys are at most 64 KiB");
                         self.out.extend_from_slice(&len.to_le_bytes());
                         self.out.extend_from_slice(key.as_bytes());
@@ -397,10 +409,7 @@ pub fn scan(
             scan.end = if head.iter().all(|&b| b == 0) && rest_is_zero(&mut r)? {
                 torn(format!("zeros from byte {pos} to the end"))
             } else {
-                End::Corrupt {
-                    offset: pos,
-                    why: format!("bad record header at byte {pos} (its length check fails)"),
-                }
+                corrupt_at(pos, "bad record header at byte", "(its length check fails)")
             };
             return Ok(scan);
         }
@@ -419,18 +428,12 @@ pub fn scan(
             scan.end = if end == file_len {
                 torn(format!("the last record, at byte {pos}, is incomplete"))
             } else {
-                End::Corrupt {
-                    offset: pos,
-                    why: format!("checksum mismatch in the record at byte {pos}"),
-                }
+                corrupt_at(pos, "checksum mismatch in the record at byte", "")
             };
             return Ok(scan);
         }
         let Some((entry, more)) = decode(&payload) else {
-            scan.end = End::Corrupt {
-                offset: pos,
-                why: format!("the record at byte {pos} is not a pykv journal record"),
-            };
+            scan.end = corrupt_at(pos, "the record at byte", "is not a pykv journal record");
             return Ok(scan);
         };
         group.push(entry);
@@ -452,6 +455,15 @@ pub fn scan(
     }
 }
 
+/// Damage at byte `pos`: "`before` <pos> `after`".
+fn corrupt_at(pos: u64, before: &str, after: &str) -> End {
+    let why = format!("{before} {pos} {after}");
+    End::Corrupt {
+        offset: pos,
+        why: why.trim_end().to_string(),
+    }
+}
+
 fn rest_is_zero(r: &mut impl Read) -> io::Result<bool> {
     let mut buf = [0u8; 8192];
     loop {
@@ -470,19 +482,19 @@ fn decode(payload: &[u8]) -> Option<(Entry, bool)> {
     let (&kind, body) = payload.split_first()?;
     let more = kind & MORE != 0;
     let entry = match kind & !MORE {
-        KEYS => {
+        k if k == Kind::Keys as u8 => {
             let (version, mut rest) = body.split_first_chunk::<8>()?;
             let mut ops = Vec::new();
             while let Some((&op, tail)) = rest.split_first() {
                 match op {
-                    OP_PUT => {
+                    o if o == KeyOp::Put as u8 => {
                         let (len, tail) = tail.split_first_chunk::<4>()?;
                         let len = u32::from_le_bytes(*len) as usize;
                         let bytes = tail.get(..len)?;
                         ops.push(Op::Put(Record::from_bytes(bytes)?));
                         rest = &tail[len..];
                     }
-                    OP_DELETE => {
+                    o if o == KeyOp::Delete as u8 => {
                         let (len, tail) = tail.split_first_chunk::<2>()?;
                         let len = u16::from_le_bytes(*len) as usize;
                         let key = std::str::from_utf8(tail.get(..len)?).ok()?;
@@ -500,8 +512,8 @@ fn decode(payload: &[u8]) -> Option<(Entry, bool)> {
                 ops,
             }
         }
-        META => Entry::Meta(body.to_vec()),
-        DELETED if body.is_empty() => Entry::Deleted,
+        k if k == Kind::Meta as u8 => Entry::Meta(body.to_vec()),
+        k if k == Kind::Deleted as u8 && body.is_empty() => Entry::Deleted,
         _ => return None,
     };
     Some((entry, more))
@@ -555,6 +567,29 @@ mod tests {
         (seen, scan)
     }
 
+    /// `n` groups, each of key `a` of `p`.
+    fn one_key_groups(p: &Project, n: usize) -> Vec<u8> {
+        let mut buf = Vec::new();
+        for _ in 0..n {
+            let mut g = Group::new(&mut buf);
+            keys(&mut g, p, &["a"]);
+            g.finish();
+        }
+        buf
+    }
+
+    /// The scan applied one group, then found a torn (or, not `torn`, a corrupt) record at
+    /// byte `at`.
+    fn ends_after_one_group(seen: &[Vec<Entry>], scan: &Scan, torn: bool, at: usize, what: &str) {
+        assert_eq!(seen.len(), 1, "{what}");
+        let offset = match &scan.end {
+            End::Torn { offset, .. } if torn => *offset,
+            End::Corrupt { offset, .. } if !torn => *offset,
+            other => panic!("{what}: {other:?}"),
+        };
+        assert_eq!(offset, at as u64, "{what}");
+    }
+
     #[test]
     fn crc32c_matches_the_standard_check_values() {
         assert_eq!(crc32c(b"123456789"), 0xE306_9283);
@@ -605,11 +640,11 @@ mod tests {
     #[test]
     fn every_cut_inside_the_last_group_is_torn_and_keeps_the_groups_before() {
         let p = project();
-        let mut buf = Vec::new();
+        // An empty group writes nothing.
+        let mut buf = one_key_groups(&p, 0);
         Group::new(&mut buf).finish();
-        let mut g = Group::new(&mut buf);
-        keys(&mut g, &p, &["a"]);
-        g.finish();
+        assert!(buf.is_empty());
+        buf = one_key_groups(&p, 1);
         let first = buf.len();
         let mut g = Group::new(&mut buf);
         g.meta(b"{}");
@@ -617,52 +652,30 @@ mod tests {
         g.finish();
         let dir = temp("torn");
         for cut in first + 1..buf.len() {
-            let path = write(&dir, &buf[..cut]);
-            let (seen, scan) = groups(&path);
-            assert_eq!(seen.len(), 1, "cut at {cut}");
+            let (seen, scan) = groups(&write(&dir, &buf[..cut]));
             assert_eq!(scan.good_len, first as u64, "cut at {cut}");
-            assert!(
-                matches!(scan.end, End::Torn { offset, .. } if offset == first as u64),
-                "cut at {cut}: {:?}",
-                scan.end
-            );
+            ends_after_one_group(&seen, &scan, true, first, &format!("cut at {cut}"));
         }
         std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
     fn a_flipped_byte_before_the_last_record_is_corruption_at_its_record() {
-        let p = project();
-        let mut buf = Vec::new();
-        for _ in 0..3 {
-            let mut g = Group::new(&mut buf);
-            keys(&mut g, &p, &["a"]);
-            g.finish();
-        }
+        let buf = one_key_groups(&project(), 3);
         let one = buf.len() / 3;
         let dir = temp("flip");
         for i in one..2 * one {
             let mut bad = buf.clone();
             bad[i] ^= 0x10;
-            let path = write(&dir, &bad);
-            let (seen, scan) = groups(&path);
-            assert_eq!(seen.len(), 1, "flip at {i}");
-            assert!(
-                matches!(scan.end, End::Corrupt { offset, .. } if offset == one as u64),
-                "flip at {i}: {:?}",
-                scan.end
-            );
+            let (seen, scan) = groups(&write(&dir, &bad));
+            ends_after_one_group(&seen, &scan, false, one, &format!("flip at {i}"));
         }
         std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
     fn trailing_zeros_are_a_torn_write() {
-        let p = project();
-        let mut buf = Vec::new();
-        let mut g = Group::new(&mut buf);
-        keys(&mut g, &p, &["a"]);
-        g.finish();
+        let mut buf = one_key_groups(&project(), 1);
         let good = buf.len() as u64;
         buf.extend_from_slice(&[0; 4096]);
         let dir = temp("zeros");

@@ -273,16 +273,12 @@ fn read_project(name: &str, found: Found) -> Result<Read, String> {
         || (project.persistence() == Persistence::Memory && project.source() == Source::Api);
     if gone {
         fixes.retain(|f| !matches!(f, Fix::Cut { .. }));
-        fixes.push(Fix::Remove {
-            path: snapshot_file,
-            why: "a project deleted (or switched to memory) before the restart",
-        });
-        for (_, path) in live {
-            fixes.push(Fix::Remove {
-                path,
-                why: "a project deleted (or switched to memory) before the restart",
-            });
-        }
+        let files = std::iter::once(snapshot_file).chain(live.into_iter().map(|(_, p)| p));
+        remove_all(
+            &mut fixes,
+            files,
+            "a project deleted (or switched to memory) before the restart",
+        );
     }
     Ok(Read {
         name: name.to_string(),
@@ -323,12 +319,11 @@ fn read_orphans(
             snapshot_path(path.parent().unwrap_or(Path::new(".")), name).display()
         ));
     }
-    for (_, path) in segments {
-        fixes.push(Fix::Remove {
-            path,
-            why: "a journal left by a deleted project",
-        });
-    }
+    remove_all(
+        &mut fixes,
+        segments.into_iter().map(|(_, p)| p),
+        "a journal left by a deleted project",
+    );
     Ok(Read {
         name: name.to_string(),
         loaded: None,
@@ -337,6 +332,10 @@ fn read_orphans(
         journal_bytes: 0,
         torn: None,
     })
+}
+
+fn remove_all(fixes: &mut Vec<Fix>, paths: impl IntoIterator<Item = PathBuf>, why: &'static str) {
+    fixes.extend(paths.into_iter().map(|path| Fix::Remove { path, why }));
 }
 
 fn read_all(dir: &Path) -> Result<Vec<Read>, String> {

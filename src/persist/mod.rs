@@ -137,13 +137,7 @@ pub fn write_atomic(
     let final_path = dir.join(file_name);
     let tmp_path = dir.join(format!("{file_name}.tmp"));
     let result = (|| {
-        let file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp_path)?;
-        let mut w = BufWriter::new(file);
+        let mut w = BufWriter::new(create_private(&tmp_path)?);
         write(&mut w)?;
         let file = w.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
@@ -154,6 +148,16 @@ pub fn write_atomic(
         let _ = fs::remove_file(&tmp_path);
     }
     result
+}
+
+/// Create (or empty) a file only its owner may read: every file pykv writes holds tokens.
+pub fn create_private(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
 }
 
 /// Make the directory's entries (a rename, a new or removed file) durable.

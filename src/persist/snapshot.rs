@@ -19,10 +19,9 @@
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use super::{snapshot_path, sync_dir, writeback};
+use super::{create_private, snapshot_path, sync_dir, writeback};
 use crate::auth::{Source, Token};
 use crate::base64::{decode as base64_decode, encode as base64_encode};
 use crate::store::{self, Persistence, Project, Quota, Record, Value, ValueRef};
@@ -117,12 +116,7 @@ impl SnapshotWriter {
     pub fn begin(dir: &Path, header: &Header) -> io::Result<SnapshotWriter> {
         let path = snapshot_path(dir, &header.name);
         let tmp = dir.join(format!("{}.json.tmp", header.name));
-        let file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
+        let file = create_private(&tmp)?;
         let mut sw = SnapshotWriter {
             w: Some(BufWriter::with_capacity(64 * 1024, file)),
             tmp,

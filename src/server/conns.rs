@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use mio::{Interest, Token};
 
-use super::parked::Waiting;
+use super::parked::{Stream, Waiting};
 use super::{Server, FIRST_CONN};
 use crate::api::{self, Cursor, Uses, WatchPhase};
 use crate::http::conn::{Conn, Next};
@@ -28,7 +28,7 @@ impl Server {
             };
             match listener.accept() {
                 Ok((stream, _)) => {
-                    if self.open >= self.max_connections {
+                    if self.open >= self.ctx.config.max_connections {
                         // Dropping closes it at once: past the limit, refusing is the answer.
                         drop(stream);
                         continue;
@@ -89,7 +89,7 @@ impl Server {
         }
         if let Some(c) = self.conns[idx].as_mut() {
             if matches!(c.waiting, Some(Waiting::Watch { .. }))
-                && c.peer_gone(&mut self.scratch, &self.limits, self.now)
+                && c.peer_gone(&mut self.scratch, &self.ctx.config.limits, self.now)
             {
                 // A watcher that hung up: forget its watch and the connection.
                 self.unpark_watch(idx);
@@ -106,14 +106,19 @@ impl Server {
             }
             let (ctx, store) = (&self.ctx, &self.store);
             let body_limit = |head: &Head| api::body_limit(ctx, store, head);
-            match c.next_request(&mut self.scratch, &self.limits, self.now, &body_limit) {
+            match c.next_request(
+                &mut self.scratch,
+                &self.ctx.config.limits,
+                self.now,
+                &body_limit,
+            ) {
                 Next::Request(req) => {
                     self.dispatch(idx, req, Instant::now(), WatchPhase::Fresh, None);
                 }
                 Next::NeedMore => break,
                 Next::Fail(e) => {
                     let r = c.fail(e, &self.date);
-                    if self.log_requests {
+                    if self.ctx.config.log_requests {
                         self.log
                             .line(format_args!("- - {} {}B 0us", r.status, r.body.len()));
                     }
@@ -135,8 +140,8 @@ impl Server {
             let Some(c) = self.conns[idx].as_mut() else {
                 continue;
             };
-            if let Some(r) = c.check_timeouts(self.now, &self.limits, &self.date) {
-                if self.log_requests {
+            if let Some(r) = c.check_timeouts(self.now, &self.ctx.config.limits, &self.date) {
+                if self.ctx.config.log_requests {
                     self.log
                         .line(format_args!("- - {} {}B 0us", r.status, r.body.len()));
                 }
@@ -166,16 +171,16 @@ impl Server {
         // HEAD gets the same (chunked, so no length to promise) head as GET, and no body.
         c.start_chunks(&head, &req, &self.date);
         if req.head.method == Method::Head {
-            self.record(&req, head.status, 0, started, label);
+            self.count_and_log(&req, head.status, 0, started, label);
             return;
         }
-        c.waiting = Some(Waiting::Streaming {
+        c.waiting = Some(Waiting::Streaming(Stream {
             request: req,
             started,
             label,
             cursor,
             sent: 0,
-        });
+        }));
         self.streaming.insert(idx);
     }
 
@@ -194,7 +199,7 @@ impl Server {
                 return;
             }
             let wants = c.wants_chunk();
-            let Some(Waiting::Streaming { cursor, sent, .. }) = c.waiting.as_mut() else {
+            let Some(Waiting::Streaming(Stream { cursor, sent, .. })) = c.waiting.as_mut() else {
                 self.streaming.remove(&idx);
                 return;
             };
@@ -213,19 +218,12 @@ impl Server {
                 Ok(false) => c.end_chunks(),
                 Err(_) => c.abort(),
             }
-            let Some(Waiting::Streaming {
-                request,
-                started,
-                label,
-                sent,
-                ..
-            }) = c.waiting.take()
-            else {
+            let Some(Waiting::Streaming(st)) = c.waiting.take() else {
                 return;
             };
             self.streaming.remove(&idx);
             let status = if more.is_ok() { 200 } else { 500 };
-            self.record(&request, status, sent, started, label);
+            self.count_and_log(&st.request, status, st.sent, st.started, st.label);
             return;
         }
     }
@@ -244,11 +242,11 @@ impl Server {
         };
         api::decorate(&self.ctx, req, &mut r);
         let bytes = c.send(&r, req, &self.date);
-        self.record(req, r.status, bytes, started, label);
+        self.count_and_log(req, r.status, bytes, started, label);
     }
 
     /// Count an answer in the metrics and write its log line.
-    fn record(
+    fn count_and_log(
         &mut self,
         req: &Request,
         status: u16,
@@ -260,7 +258,7 @@ impl Server {
             .status
             .metrics
             .record_request(label, status, started.elapsed());
-        if self.log_requests {
+        if self.ctx.config.log_requests {
             self.log.line(format_args!(
                 "{} {} {} {}B {}us",
                 req.head.method.as_str(),

@@ -25,7 +25,7 @@ use mio::net::{TcpListener, UnixStream};
 use mio::{Events, Interest, Poll, Token};
 
 use crate::api::{self, Ctx, Outcome, Reply, Route, Uses, WatchPhase};
-use crate::config::{Config, Limits};
+use crate::config::Config;
 use crate::error::ApiError;
 use crate::http::conn::{Conn, READ_CHUNK};
 use crate::http::Request;
@@ -59,10 +59,6 @@ pub struct Server {
     store: Store,
     commit: Commit<Held>,
     ctx: Ctx,
-    limits: Limits,
-    interval: Duration,
-    max_connections: usize,
-    log_requests: bool,
     scratch: Vec<u8>,
     log: Log,
     now: Instant,
@@ -80,7 +76,6 @@ pub struct Server {
     /// Parked watches by project, and by deadline (to time them out in order).
     watchers: HashMap<String, Vec<usize>>,
     watch_deadlines: BTreeSet<(Instant, usize)>,
-    max_watches: usize,
 }
 
 impl Server {
@@ -113,16 +108,9 @@ impl Server {
             commit: Commit::new(disk),
             ctx: Ctx {
                 admin_token,
-                limits: cfg.limits.clone(),
-                default_persistence: cfg.persistence,
-                cors_origins: cfg.cors_origins.clone(),
-                compat_project: cfg.compat_project.clone(),
+                config: cfg.clone(),
                 status,
             },
-            limits: cfg.limits.clone(),
-            interval: Duration::from_millis(cfg.interval_ms),
-            max_connections: cfg.max_connections,
-            log_requests: cfg.log_requests,
             scratch: vec![0; READ_CHUNK],
             log: Log::default(),
             now,
@@ -136,7 +124,6 @@ impl Server {
             deferred: BTreeSet::new(),
             watchers: HashMap::new(),
             watch_deadlines: BTreeSet::new(),
-            max_watches: cfg.max_watches,
         })
     }
 
@@ -299,7 +286,7 @@ impl Server {
             self.commit.sync_interval(&mut self.ctx.status);
         }
         if self.next_sync.is_none() && self.commit.has_unsynced() {
-            self.next_sync = Some(now + self.interval);
+            self.next_sync = Some(now + Duration::from_millis(self.ctx.config.interval_ms));
         }
         while let Some(&(deadline, idx)) = self.watch_deadlines.first() {
             if deadline > now {
@@ -311,7 +298,7 @@ impl Server {
 
     /// Check timeouts often enough that the shortest one is honoured to within a fifth.
     fn sweep_every(&self) -> Duration {
-        let l = &self.limits;
+        let l = &self.ctx.config.limits;
         let shortest = l
             .head_timeout_ms
             .min(l.body_timeout_ms)
@@ -331,7 +318,7 @@ impl Server {
     ) -> bool {
         self.ctx.status.metrics.connections_open = self.open;
         self.ctx.status.metrics.watches_parked = self.watch_deadlines.len();
-        let route = Route::parse(req.head.path(), self.ctx.compat_project.as_deref());
+        let route = Route::parse(req.head.path(), self.ctx.config.compat_project.as_deref());
         let label = route.as_ref().map_or("unknown", Route::label);
         let uses = route.as_ref().map_or(Uses::Nothing, Route::uses);
         if self

@@ -15,22 +15,9 @@ pub enum Waiting {
     /// Its answer is held by the commit (a `Held`).
     Held,
     /// Its request must wait for the commit before it may run (see `Commit::must_wait`).
-    Deferred {
-        request: Request,
-        started: Instant,
-        /// A re-run watch keeps where it stood: its phase and deadline.
-        phase: WatchPhase,
-        deadline: Option<Instant>,
-    },
+    Deferred(Deferred),
     /// A response body produced chunk by chunk as the client reads it.
-    Streaming {
-        request: Request,
-        started: Instant,
-        label: &'static str,
-        cursor: Cursor,
-        /// Body bytes sent so far (for the log).
-        sent: usize,
-    },
+    Streaming(Stream),
     /// A watch parked until a durable change to `target` in `project`, or `deadline`.
     Watch {
         request: Request,
@@ -40,6 +27,25 @@ pub enum Waiting {
         target: WatchTarget,
         since: u64,
     },
+}
+
+/// A request that waits for the commit before it runs.
+pub struct Deferred {
+    pub request: Request,
+    pub started: Instant,
+    /// A re-run watch keeps where it stood: its phase and deadline.
+    pub phase: WatchPhase,
+    pub deadline: Option<Instant>,
+}
+
+/// An answer whose body is being streamed from the store.
+pub struct Stream {
+    pub request: Request,
+    pub started: Instant,
+    pub label: &'static str,
+    pub cursor: Cursor,
+    /// Body bytes sent so far (for the log).
+    pub sent: usize,
 }
 
 /// An answer the commit holds until its change is durable.
@@ -70,12 +76,12 @@ impl Server {
     ) {
         self.park(
             idx,
-            Waiting::Deferred {
+            Waiting::Deferred(Deferred {
                 request,
                 started,
                 phase,
                 deadline,
-            },
+            }),
         );
         self.deferred.insert(idx);
     }
@@ -87,16 +93,10 @@ impl Server {
             let Some(c) = self.conns[idx].as_mut() else {
                 continue;
             };
-            let Some(Waiting::Deferred {
-                request,
-                started,
-                phase,
-                deadline,
-            }) = c.waiting.take()
-            else {
+            let Some(Waiting::Deferred(d)) = c.waiting.take() else {
                 continue;
             };
-            if self.dispatch(idx, request, started, phase, deadline) {
+            if self.dispatch(idx, d.request, d.started, d.phase, d.deadline) {
                 ran = true;
                 self.continue_after(idx);
             }
@@ -112,16 +112,9 @@ impl Server {
     }
 
     pub(super) fn answer(&mut self, held: Held, error: Option<ApiError>) {
-        let Held {
-            idx,
-            id,
-            request,
-            response,
-            started,
-            label,
-        } = held;
+        let idx = held.idx;
         match self.conns[idx].as_mut() {
-            Some(c) if c.id == id => {
+            Some(c) if c.id == held.id => {
                 if matches!(c.waiting, Some(Waiting::Held)) {
                     c.waiting = None;
                 }
@@ -129,8 +122,8 @@ impl Server {
             // The client is gone: nobody to tell.
             _ => return,
         }
-        let response = error.map_or(response, ApiError::into_response);
-        self.respond(idx, &request, response, started, label);
+        let response = error.map_or(held.response, ApiError::into_response);
+        self.respond(idx, &held.request, response, held.started, held.label);
         self.continue_after(idx);
     }
 
@@ -153,12 +146,12 @@ impl Server {
         deadline: Option<Instant>,
         label: &'static str,
     ) {
-        if self.watch_deadlines.len() >= self.max_watches {
+        if self.watch_deadlines.len() >= self.ctx.config.max_watches {
             let e = ApiError::new(
                 Code::TooManyWatches,
                 format!(
                     "{} watches are waiting already (max_watches); try again later",
-                    self.max_watches
+                    self.ctx.config.max_watches
                 ),
             );
             self.respond(idx, &request, e.into_response(), started, label);

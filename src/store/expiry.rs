@@ -55,13 +55,20 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{store_with, Persistence};
+    use super::super::{store_with, Persistence, Store};
+
+    /// Project `p` with each key expiring at the time given (Unix seconds).
+    fn with_expiring(keys: &[(&str, u64)]) -> Store {
+        let mut s = store_with(Persistence::Sync);
+        for (key, at) in keys {
+            let _ = s.put("p", key, b"v", None, Some(*at)).unwrap();
+        }
+        s
+    }
 
     #[test]
     fn expiry_removes_due_keys_as_changes() {
-        let mut s = store_with(Persistence::Sync);
-        let _ = s.put("p", "soon", b"v", None, Some(10)).unwrap();
-        let _ = s.put("p", "later", b"v", None, Some(20)).unwrap();
+        let mut s = with_expiring(&[("soon", 10), ("later", 20)]);
         s.set_clock(15);
         let changes = s.expire_due(10);
         assert_eq!(changes.len(), 1);
@@ -71,9 +78,18 @@ mod tests {
     }
 
     #[test]
+    fn expiry_removes_at_most_its_budget_a_turn() {
+        let mut s = with_expiring(&[("a", 10), ("b", 11), ("c", 12)]);
+        s.set_clock(100);
+        assert_eq!(s.expire_due(2).len(), 2);
+        assert_eq!(s.next_expiry(), Some(12));
+        assert_eq!(s.expire_due(2).len(), 1);
+        assert_eq!(s.next_expiry(), None);
+    }
+
+    #[test]
     fn a_recreated_project_does_not_inherit_the_old_ones_expiries() {
-        let mut s = store_with(Persistence::Memory);
-        let _ = s.put("p", "k", b"old", None, Some(100)).unwrap();
+        let mut s = with_expiring(&[("k", 100)]);
         let _ = s.delete_project("p").unwrap();
         let _ = s.create_project("p", Persistence::Memory, vec![]).unwrap();
         let _ = s.put("p", "k", b"new", None, None).unwrap();
