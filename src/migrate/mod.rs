@@ -5,8 +5,10 @@
 //! touches a running server.
 //!
 //! - `args` — the command lines, parsed into typed options.
-//! - `etcd` — the migration: read, compare, write in guarded transactions, verify the counts.
-//! - `gateway` — etcd's v3 JSON gateway: endpoints, failover, retries, authentication.
+//! - `etcd/` — the migration: read, compare, write in guarded transactions, verify the counts
+//!   (`plan` decides what to write, `verify` counts at the end, `report` words the lines).
+//! - `gateway/` — etcd's v3 JSON gateway: the operations, and `endpoint`, `failover` (retries),
+//!   `auth` and `messages` (the typed JSON).
 //! - `http` — the small HTTP/1.1 client under it.
 //! - `roles` — the `etcdctl` commands that mirror each project's tokens.
 //! - `consul` — the JSON that `consul kv import` reads.
