@@ -1,23 +1,26 @@
 //! Simple PyKV (`pykv`): a small, single-threaded key-value server over HTTP/1.1, with projects,
-//! tokens and snapshot persistence.
+//! tokens, and persistence in a journal beside a snapshot per project.
 //!
 //! # Layout
-//! - `main.rs` — command line, start-up (config, data directory, admin token, snapshots), exit codes.
+//! - `main.rs` — the command line and exit codes: the only place that exits the process.
+//! - [`boot`] — start-up: the admin token, the store from the data directory and config.json,
+//!   the disk side of the loaded projects.
 //! - [`config`] — config.json: types, defaults, validation.
-//! - [`server`] — the mio event loop: accept, timers, group commit of snapshots, shutdown.
+//! - [`server`] — the event loop: connections, requests that wait, and the commit (the
+//!   durability rule, in `server/commit.rs`).
 //! - [`http`] — the connection layer, the only code that sees raw HTTP: parsing within limits,
-//!   one connection's state machine, response encoding.
-//! - [`api`] — typed routes and one file per resource (keys, projects, tokens, health).
-//! - [`error`] — `ApiError`, and the one place errors become HTTP responses.
+//!   one connection's state machine, response encoding. It knows no routes.
+//! - [`api`] — routes, and per resource the typed requests parsed once and applied to the store.
+//! - [`error`] — the table of error codes and statuses, and the one place errors become HTTP.
 //! - [`auth`] — token generation and constant-time comparison; no I/O.
 //! - [`base64`] — the one encoding of bytes that are not text.
-//! - [`store`] — projects and keys in memory, with sync-mode undo logs; no I/O, no HTTP.
-//! - [`persist`] — snapshot format, atomic writes, loading and checking; reads the store only.
+//! - [`store`] — projects and keys in memory, split by job; no I/O, no HTTP.
+//! - [`persist`] — snapshots, journals, compactions, loading and checking; reads the store only.
 //! - [`migrate`] — moving a data directory onto etcd (`pykv migrate etcd`) or Consul
 //!   (`pykv export --format consul`), offline, through `persist::read_dir`.
+//! - [`status`], [`metrics`] — what the server knows of itself: problems for /health, counters.
 //! - [`log`] — buffered log lines and clock formats.
-//! - [`metrics`] — request and snapshot counters, rendered for Prometheus.
-//! - [`signal`] — SIGTERM/SIGINT to a wake-up socket.
+//! - [`signal`] — SIGTERM/SIGINT to a wake-up socket; SIGXFSZ ignored.
 
 pub mod api;
 pub mod auth;

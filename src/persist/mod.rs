@@ -7,11 +7,13 @@
 //!
 //! - [`snapshot`] — the snapshot format; writing one whole or a slice at a time; loading one.
 //! - [`journal`] — the journal's record format, appending, syncing, cutting back, scanning.
-//! - [`disk`] — the files of a running server: journals per project, compactions, conversions.
+//! - [`disk`] — the files of a running server: journals per project, and what a group of
+//!   changes does to them; `compact.rs` — the one background job: compaction or conversion.
 //! - [`load`] — start-up (snapshot plus journal, torn tails cut), and the offline commands:
 //!   `--check-data`, `export`, `repair`.
 //! - [`writeback`] — data pushed to the disk without waiting; large files freed in steps.
 
+pub mod compact;
 pub mod disk;
 pub mod journal;
 pub mod load;

@@ -28,7 +28,7 @@ use std::collections::BTreeMap;
 
 use crate::api::Uses;
 use crate::error::ApiError;
-use crate::persist::disk::Converted;
+use crate::persist::compact::Converted;
 use crate::persist::Disk;
 use crate::status::Status;
 use crate::store::{Change, Persistence, Quota, Store};
