@@ -87,6 +87,12 @@ fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// A token's label: 1 to 64 characters (characters, not bytes: a label is for people, and the
+/// API document can only count characters).
+pub fn label_ok(label: &str) -> bool {
+    (1..=64).contains(&label.chars().count())
+}
+
 /// Secrets set by hand (config.json, env) must be long enough to guess at no better than chance,
 /// and made of characters that survive a shell, a URL and an HTTP header unquoted.
 pub fn validate_secret(s: &str) -> Result<(), String> {

@@ -60,6 +60,16 @@ pub fn load_store(cfg: &Config) -> Result<(Store, Vec<(String, OnDisk)>), String
         store.insert_loaded(l.name, project);
     }
     apply_config(cfg, &mut store);
+    // The PyKV routes would answer 404 for every key: better not to start.
+    if let Some(name) = &cfg.compat_project {
+        if store.project(name).is_none() {
+            return Err(format!(
+                "compat_project {name:?} names no project: declare it under \"projects\" in \
+                 config.json (or create it with POST /v1/projects while compat_project is \
+                 unset), then start again"
+            ));
+        }
+    }
     Ok((store, files))
 }
 

@@ -37,3 +37,4 @@ pub mod server;
 pub mod signal;
 pub mod status;
 pub mod store;
+pub mod wholenum;

@@ -15,8 +15,9 @@ const HELP: &str = "\
 pykv — Simple PyKV, a small key-value server over HTTP
 
 Usage:
-  pykv [--config PATH]          serve (config: --config, else $PYKV_CONFIG, else ./config.json)
-  pykv --check-config [PATH]    validate a config file and exit
+  pykv [--config PATH]          serve (config: --config, else $PYKV_CONFIG, else ./config.json,
+                                else the etc/pykv/config.json install.sh wrote for this binary)
+  pykv --check-config [PATH]    validate a config file (default: the one serving would use)
   pykv --check-data [DIR]       check every snapshot and journal in a data directory
                                 (default: the config's); changes nothing
   pykv repair --data-dir DIR [--project P]
@@ -88,9 +89,9 @@ fn run(args: &[String]) -> Result<(), Failure> {
             let t = auth::generate_secret().map_err(|e| format!("no randomness: {e}"))?;
             println!("{t}");
         }
-        ["--check-config"] => check_config(&default_config_path())?,
+        ["--check-config"] => check_config(&find_config(None)?)?,
         ["--check-config", path] => check_config(Path::new(path))?,
-        ["--check-data"] => check_data(&load_config(&default_config_path())?.data_dir)?,
+        ["--check-data"] => check_data(&load_config(&find_config(None)?)?.data_dir)?,
         ["--check-data", dir] => check_data(Path::new(dir))?,
         ["repair", "--data-dir", dir] => repair(Path::new(dir), None)?,
         ["repair", "--data-dir", dir, "--project", p]
@@ -102,17 +103,18 @@ fn run(args: &[String]) -> Result<(), Failure> {
                 .to_string()
                 .into())
         }
-        [] => serve(&default_config_path())?,
-        ["--config", path] => serve(Path::new(path))?,
+        [] => serve(&find_config(None)?)?,
+        ["--config", path] => serve(&find_config(Some(Path::new(path)))?)?,
         _ => return Err(format!("unknown arguments {:?}; see pykv --help", args.join(" ")).into()),
     }
     Ok(())
 }
 
-fn default_config_path() -> PathBuf {
-    std::env::var_os("PYKV_CONFIG")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("config.json"))
+/// The config file: `--config`, $PYKV_CONFIG, ./config.json, then the installed one.
+fn find_config(flag: Option<&Path>) -> Result<PathBuf, String> {
+    let env = std::env::var_os("PYKV_CONFIG").map(PathBuf::from);
+    let exe = std::env::current_exe().ok();
+    config::find(flag, env, exe.as_deref()).map_err(|e| format!("config error: {e}"))
 }
 
 fn load_config(path: &Path) -> Result<Config, String> {
@@ -127,14 +129,51 @@ fn check_config(path: &Path) -> Result<(), String> {
 
 fn export(args: &[&str]) -> Result<(), Failure> {
     let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    match migrate::args::export(args)? {
+    let mut out = ClosedPipe {
+        inner: std::io::BufWriter::new(stdout.lock()),
+        closed: false,
+    };
+    let done = match migrate::args::export(args)? {
         ExportCommand::Jsonl { data_dir, project } => {
-            persist::export_dir(&data_dir, project.as_deref(), &mut out)?
+            persist::export_dir(&data_dir, project.as_deref(), &mut out).map_err(Failure::from)
         }
-        ExportCommand::Consul(opts) => migrate::consul::run(&opts, &mut out)?,
+        ExportCommand::Consul(opts) => migrate::consul::run(&opts, &mut out).map_err(Failure::from),
+    };
+    // `pykv export … | head`: the reader has all it wanted; stop quietly, as cat does.
+    if out.closed {
+        return Ok(());
     }
-    Ok(())
+    done
+}
+
+/// A writer that notes when the reader went away (EPIPE: Rust ignores SIGPIPE), so that a
+/// closed pipe ends a command quietly instead of as an error.
+struct ClosedPipe<W> {
+    inner: W,
+    closed: bool,
+}
+
+impl<W: std::io::Write> ClosedPipe<W> {
+    fn note<T>(&mut self, r: std::io::Result<T>) -> std::io::Result<T> {
+        if r.as_ref()
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+        {
+            self.closed = true;
+        }
+        r
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for ClosedPipe<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let r = self.inner.write(buf);
+        self.note(r)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let r = self.inner.flush();
+        self.note(r)
+    }
 }
 
 /// `pykv migrate etcd`: the report goes to stdout line by line (progress on a long run).
@@ -165,8 +204,7 @@ fn check_data(dir: &Path) -> Result<(), String> {
 
 fn serve(config_path: &Path) -> Result<(), String> {
     let cfg = load_config(config_path)?;
-    persist::prepare_dir(&cfg.data_dir)
-        .map_err(|e| format!("data_dir {}: {e}", cfg.data_dir.display()))?;
+    persist::prepare_dir(&cfg.data_dir)?;
     let (admin, admin_from) = boot::admin_token(&cfg)?;
     let (store, files) = boot::load_store(&cfg)?;
     let mut status = Status::default();
@@ -181,8 +219,9 @@ fn serve(config_path: &Path) -> Result<(), String> {
         .map_err(|e| format!("cannot start the event loop: {e}"))?;
     log::now(format_args!("admin token: {admin_from}"));
     log::now(format_args!(
-        "pykv {} listening on {addr} config={} data_dir={} persistence={}",
+        "pykv {} listening on {} config={} data_dir={} persistence={}",
         env!("CARGO_PKG_VERSION"),
+        config::listen::describe(addr),
         config_path.display(),
         cfg.data_dir.display(),
         cfg.persistence.as_str()

@@ -132,7 +132,10 @@ pub fn require_project(
         None => Err(refuse(
             store,
             &token,
-            "this token is not valid for this project",
+            &format!(
+                "this token is not valid for project {project:?} (a key's route is \
+                 /v1/kv/{{project}}/{{key}}: is the project missing from the path?)"
+            ),
         )),
     }
 }

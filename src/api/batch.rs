@@ -12,6 +12,7 @@ use crate::base64::decode as base64_decode;
 use crate::error::{ApiError, Code};
 use crate::http::Response;
 use crate::store::{BatchDone, BatchFail, BatchOp, Change, Store, StoreError};
+use crate::wholenum;
 
 /// The most operations one batch may hold.
 pub const MAX_OPS: usize = 1000;
@@ -33,9 +34,9 @@ struct OpIn {
     base64: bool,
     #[serde(default)]
     content_type: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "wholenum::opt")]
     ttl: Option<u64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "wholenum::opt")]
     version: Option<u64>,
 }
 

@@ -69,6 +69,14 @@ fn decode_key<'a>(ctx: &Ctx, raw: &'a str) -> Result<Cow<'a, str>, ApiError> {
     Ok(key)
 }
 
+/// What a caller has seen (`version`) and how long it will wait for a change after it
+/// (`watch`, seconds).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Since {
+    pub watch: Option<u64>,
+    pub version: Option<u64>,
+}
+
 /// The key a request is about, its caller authorized to use it.
 pub struct KeyTarget<'r> {
     pub project: &'r str,
@@ -148,15 +156,18 @@ impl<'a, 'r> Call<'a, 'r> {
             .map_err(|e| ApiError::new(Code::InvalidJson, format!("the JSON body is invalid: {e}")))
     }
 
-    /// `watch=S` (and `version=V`, which goes only with it) among `params`: wait up to S
-    /// seconds for a change after version V.
-    pub fn watch(params: &[(String, String)]) -> Result<Option<(u64, Option<u64>)>, ApiError> {
-        let seconds = whole_number(params, "watch", 1..=MAX_WATCH_SECONDS)?;
-        let since = whole_number(params, "version", 0..=u64::MAX)?;
-        if seconds.is_none() && since.is_some() {
-            return Err(query::invalid("version goes with watch".into()));
-        }
-        Ok(seconds.map(|s| (s, since)))
+    /// `watch=S` and `version=V` among `params`: with both, wait up to S seconds for a change
+    /// after version V; `version` alone: only answer if something changed since V (else 304).
+    pub fn since(params: &[(String, String)]) -> Result<Since, ApiError> {
+        Ok(Since {
+            watch: whole_number(params, "watch", 1..=MAX_WATCH_SECONDS)?,
+            version: whole_number(params, "version", 0..=u64::MAX)?,
+        })
+    }
+
+    /// A request header, None when absent or blank (an empty `If-Match:` asks for nothing).
+    pub fn header(&self, name: &str) -> Option<&'r str> {
+        self.req.header(name).filter(|v| !v.trim().is_empty())
     }
 }
 

@@ -1,9 +1,11 @@
 //! Routes of the Python PyKV, for people moving from it: `POST /put` `{"key", "value"}` (any
 //! JSON value), `GET /get/{key}` → `{"key", "value"}`, `DELETE /delete/{key}`, all on the project
-//! named by `compat_project`, with that project's tokens. Values are stored as JSON text. Each
-//! request is parsed once, then applied.
+//! named by `compat_project`, with that project's tokens. A value is stored as the JSON text it
+//! was sent as, and comes back as exactly that text (`12345678901234567890123` stays itself, not
+//! a float). Each request is parsed once, then applied.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 use super::auth::require_project;
 use super::call::{validate_key, Call, KeyTarget};
@@ -16,14 +18,30 @@ use crate::store::{Change, Store};
 pub struct CompatPut<'r> {
     project: &'r str,
     key: String,
-    value: serde_json::Value,
+    /// The value's JSON text, as sent.
+    value: Box<RawValue>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PutBody {
     key: String,
-    value: serde_json::Value,
+    value: Box<RawValue>,
+}
+
+/// `{"key", "value"}` with the value's JSON text as it is.
+#[derive(Serialize)]
+struct KeyValue<'a> {
+    key: &'a str,
+    value: &'a RawValue,
+}
+
+impl KeyValue<'_> {
+    fn response(&self) -> Response {
+        let mut body = serde_json::to_vec(self).expect("a key and a JSON text serialize");
+        body.push(b'\n');
+        Response::bytes(200, "application/json", body)
+    }
 }
 
 impl<'r> CompatPut<'r> {
@@ -42,18 +60,19 @@ impl<'r> CompatPut<'r> {
     }
 
     pub fn apply(self, store: &mut Store) -> Result<(Response, Change), ApiError> {
-        let data = serde_json::to_vec(&self.value).expect("a serde_json::Value always serializes");
+        let data = self.value.get().as_bytes();
         let (_, change) = store.put(
             self.project,
             &self.key,
-            &data,
+            data,
             Some("application/json"),
             None,
         )?;
-        let response = Response::json(
-            200,
-            &serde_json::json!({"key": self.key, "value": self.value}),
-        );
+        let response = KeyValue {
+            key: &self.key,
+            value: &self.value,
+        }
+        .response();
         Ok((response, change))
     }
 }
@@ -69,19 +88,20 @@ impl<'r> CompatKey<'r> {
         Ok(CompatKey { target })
     }
 
-    /// `{"key", "value"}`: the value as the JSON it was stored as; a value written through the
-    /// native API that is not JSON comes back as a string, other bytes as base64 with a flag.
+    /// `{"key", "value"}`: the value as the JSON text it was stored as; a value written through
+    /// the native API that is not JSON comes back as a string, other bytes as base64 with a
+    /// flag.
     pub fn get(self, store: &Store) -> Result<Response, ApiError> {
         let v = store.get(self.target.project, &self.target.key)?;
         let key = &*self.target.key;
-        let body = match serde_json::from_slice::<serde_json::Value>(v.data) {
-            Ok(value) => serde_json::json!({"key": key, "value": value}),
-            Err(_) => match std::str::from_utf8(v.data) {
-                Ok(text) => serde_json::json!({"key": key, "value": text}),
-                Err(_) => serde_json::json!({
-                    "key": key, "value": crate::base64::encode(v.data), "base64": true,
-                }),
-            },
+        if let Ok(value) = serde_json::from_slice::<&RawValue>(v.data) {
+            return Ok(KeyValue { key, value }.response());
+        }
+        let body = match std::str::from_utf8(v.data) {
+            Ok(text) => serde_json::json!({"key": key, "value": text}),
+            Err(_) => serde_json::json!({
+                "key": key, "value": crate::base64::encode(v.data), "base64": true,
+            }),
         };
         Ok(Response::json(200, &body))
     }

@@ -7,7 +7,7 @@ use crate::http::Response;
 const OK_BODY: &str = concat!(
     r#"{"status":"ok","version":""#,
     env!("CARGO_PKG_VERSION"),
-    r#""}"#
+    "\"}\n"
 );
 
 pub fn get(ctx: &Ctx) -> Response {

@@ -5,11 +5,11 @@
 
 use std::borrow::Cow;
 
-use super::call::{etag, etag_list, whole_number, Call, KeyTarget};
+use super::call::{etag, etag_list, whole_number, Call, KeyTarget, Since};
 use super::{query, Reply, Watch, WatchPhase, WatchTarget};
 use crate::error::{ApiError, Code};
 use crate::http::response::decimal;
-use crate::http::{Request, Response};
+use crate::http::Response;
 use crate::store::{self, Change, Store, ValueRef};
 
 /// The longest expiry a PUT may ask for: ten years.
@@ -23,10 +23,10 @@ pub struct Conditions<'r> {
 }
 
 impl<'r> Conditions<'r> {
-    pub fn of(req: &'r Request) -> Conditions<'r> {
+    pub fn of(call: Call<'_, 'r>) -> Conditions<'r> {
         Conditions {
-            if_match: req.header("if-match"),
-            if_none_match: req.header("if-none-match"),
+            if_match: call.header("if-match"),
+            if_none_match: call.header("if-none-match"),
         }
     }
 
@@ -73,11 +73,12 @@ impl<'r> Conditions<'r> {
     }
 }
 
-/// `GET /v1/kv/{project}/{key}[?watch=S[&version=V]]`.
+/// `GET /v1/kv/{project}/{key}[?watch=S][&version=V]`.
 pub struct GetKey<'r> {
     target: KeyTarget<'r>,
-    /// `watch`: wait up to this many seconds for the key to leave version `since`.
-    watch: Option<(u64, Option<u64>)>,
+    /// `watch`: wait up to this many seconds for the key to leave `version`; `version` alone:
+    /// 304 unless it left it.
+    since: Since,
     if_none_match: Option<&'r str>,
 }
 
@@ -86,16 +87,17 @@ impl<'r> GetKey<'r> {
         let params = call.params(&["watch", "version"])?;
         Ok(GetKey {
             target,
-            watch: Call::watch(&params)?,
-            if_none_match: call.req.header("if-none-match"),
+            since: Call::since(&params)?,
+            if_none_match: call.header("if-none-match"),
         })
     }
 
     /// The value, 304 when the caller has it, or a watch to park (re-run in `phase`).
     pub fn apply(self, store: &Store, phase: WatchPhase) -> Result<Reply, ApiError> {
-        if let Some((seconds, since)) = self.watch {
-            let current = store.current_version(self.target.project, &self.target.key);
-            let since = since.or(phase.since()).unwrap_or(current);
+        let current = || store.current_version(self.target.project, &self.target.key);
+        if let Some(seconds) = self.since.watch {
+            let current = current();
+            let since = self.since.version.or(phase.since()).unwrap_or(current);
             if matches!(phase, WatchPhase::TimedOut { .. }) {
                 return Ok(Reply::Now(not_modified(current)));
             }
@@ -106,6 +108,12 @@ impl<'r> GetKey<'r> {
                     seconds,
                     since,
                 }));
+            }
+        } else if let Some(version) = self.since.version {
+            // What the caller has is still current: nothing to send.
+            let current = current();
+            if current == version {
+                return Ok(Reply::Now(not_modified(current)));
             }
         }
         let v = store.get(self.target.project, &self.target.key)?;
@@ -171,7 +179,7 @@ impl<'r> PutKey<'r> {
             target,
             ttl,
             content_type,
-            conditions: Conditions::of(call.req),
+            conditions: Conditions::of(call),
             value,
         })
     }
@@ -191,7 +199,7 @@ impl<'r> PutKey<'r> {
         serde_json::to_writer(&mut body, key).expect("writing to a Vec cannot fail");
         body.extend_from_slice(b",\"version\":");
         body.extend_from_slice(decimal(written.version).as_str().as_bytes());
-        body.push(b'}');
+        body.extend_from_slice(b"}\n");
         let response = Response::bytes(status, "application/json", body)
             .with_header("ETag", etag(written.version));
         Ok((response, change))
@@ -209,7 +217,7 @@ impl<'r> DeleteKey<'r> {
         call.no_params()?;
         Ok(DeleteKey {
             target,
-            conditions: Conditions::of(call.req),
+            conditions: Conditions::of(call),
         })
     }
 
@@ -250,7 +258,7 @@ impl<'r> Incr<'r> {
         Ok(Incr {
             target,
             delta,
-            conditions: Conditions::of(call.req),
+            conditions: Conditions::of(call),
         })
     }
 

@@ -2,7 +2,7 @@
 //! in JSON, JSON lines or text, paged with `after`, and as a prefix watch (`watch=S&version=V`).
 //! Parsed once into a `ListKeys`, then run against the store.
 
-use super::call::{project_not_found, whole_number, Call};
+use super::call::{project_not_found, whole_number, Call, Since};
 use super::{query, Reply, Watch, WatchPhase, WatchTarget};
 use crate::auth::Access;
 use crate::base64::encode as base64_encode;
@@ -79,8 +79,9 @@ pub struct ListKeys<'r> {
     limit: usize,
     values: bool,
     format: Format,
-    /// `watch`: wait up to this many seconds for a change under the prefix after `version`.
-    watch: Option<(u64, Option<u64>)>,
+    /// `watch`: wait up to this many seconds for a change under the prefix after `version`;
+    /// `version` alone: 304 unless the project changed since.
+    since: Since,
 }
 
 impl<'r> ListKeys<'r> {
@@ -109,7 +110,7 @@ impl<'r> ListKeys<'r> {
             ));
         }
         call.exists(project)?;
-        let watch = Call::watch(&params)?;
+        let since = Call::since(&params)?;
         Ok(ListKeys {
             project,
             prefix,
@@ -118,7 +119,7 @@ impl<'r> ListKeys<'r> {
             limit,
             values,
             format,
-            watch,
+            since,
         })
     }
 
@@ -128,15 +129,19 @@ impl<'r> ListKeys<'r> {
             .project(self.project)
             .ok_or_else(|| project_not_found(self.project))?;
         let project_version = p.version();
-        if let Some((seconds, since)) = self.watch {
-            let since = since.or(phase.since()).unwrap_or(project_version);
+        let unchanged = || {
+            Reply::Now(
+                Response::empty(304).with_header("X-Project-Version", project_version.to_string()),
+            )
+        };
+        if let Some(seconds) = self.since.watch {
+            let since = self
+                .since
+                .version
+                .or(phase.since())
+                .unwrap_or(project_version);
             match phase {
-                WatchPhase::TimedOut { .. } => {
-                    return Ok(Reply::Now(
-                        Response::empty(304)
-                            .with_header("X-Project-Version", project_version.to_string()),
-                    ));
-                }
+                WatchPhase::TimedOut { .. } => return Ok(unchanged()),
                 WatchPhase::Fired { .. } => {}
                 WatchPhase::Fresh => {
                     if !store.prefix_changed_since(self.project, &self.prefix, since) {
@@ -149,6 +154,9 @@ impl<'r> ListKeys<'r> {
                     }
                 }
             }
+        }
+        if self.since.watch.is_none() && self.since.version == Some(project_version) {
+            return Ok(unchanged());
         }
         let (format, values) = (self.format, self.values);
         let (page, next) = if self.disjoint {
@@ -173,7 +181,8 @@ impl<'r> ListKeys<'r> {
                     keys: page.iter().map(|(k, _)| *k).collect(),
                     next,
                 };
-                let body = serde_json::to_vec(&keys).expect("a listing always serializes");
+                let mut body = serde_json::to_vec(&keys).expect("a listing always serializes");
+                body.push(b'\n');
                 Response::bytes(200, "application/json", body)
             }
             Format::Json => {

@@ -31,7 +31,7 @@ mod ui;
 
 use crate::auth::Access;
 use crate::config::Config;
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 use crate::http::{Method, Request, Response};
 use crate::status::Status;
 use crate::store::{Change, Persistence, Quota, Store};
@@ -167,6 +167,21 @@ pub fn is_mutation(method: &Method) -> bool {
     !matches!(method, Method::Get | Method::Head | Method::Options)
 }
 
+/// 404 for a PyKV-compatible route while they are off, saying how to turn them on.
+fn compat_off() -> ApiError {
+    ApiError::new(
+        Code::NotFound,
+        "the PyKV-compatible routes (/put, /get/{key}, /delete/{key}) are off: set \
+         \"compat_project\" in config.json to the project they should use, and restart",
+    )
+}
+
+/// A `.` or `..` segment of a path, if any: pykv does not resolve them, and a key route that
+/// contains one is almost always a URL a client resolved differently.
+fn dot_segment(path: &str) -> Option<&str> {
+    path.split('/').find(|s| *s == "." || *s == "..")
+}
+
 /// Answer one request whose path parsed to `route` (None: no such route), in watch `phase`.
 /// Every error becomes its JSON response here.
 pub fn handle(
@@ -189,13 +204,31 @@ fn dispatch(
 ) -> Result<Outcome, ApiError> {
     let now = |r: Response| Outcome::from(Reply::Now(r));
     let changed = |(r, c): (Response, Change)| Outcome::changed(r, c);
+    if let Some(segment) = dot_segment(req.head.path()) {
+        return Err(ApiError::bad_request(format!(
+            "the path has a {segment:?} segment, which pykv does not resolve (curl and browsers \
+             resolve one before sending, so a key's route would lose a part): send a key's dots \
+             percent-encoded (%2E%2E), or use curl --path-as-is"
+        )));
+    }
     let route = route.ok_or_else(ApiError::not_found)?;
+    // Before OPTIONS and the method: these routes do not exist at all.
+    if *route == Route::CompatOff {
+        return Err(compat_off());
+    }
     let method = req.head.method.clone();
     if method == Method::Options {
         return Ok(now(cors::options(ctx, req, route)));
     }
     if !route.allow().split(", ").any(|m| m == method.as_str()) {
-        return Err(ApiError::method_not_allowed(route.allow()));
+        let mut e = ApiError::method_not_allowed(route.allow());
+        if let (Route::Keys(_), Method::Put | Method::Delete) = (route, &method) {
+            e.message.push_str(
+                "; a key's route is /v1/kv/{project}/{key} (a \"..\" in a curl URL removes the \
+                 segment before it)",
+            );
+        }
+        return Err(e);
     }
     if let (Route::Key(p, k), Method::Put) = (route, &method) {
         // The value is the body: taken out before the request is read as a whole.
@@ -257,6 +290,7 @@ fn dispatch(
                 .get(store)
                 .map(now)
         }
+        (Route::CompatOff, _) => Err(compat_off()),
         (Route::CompatDelete(p, k), _) => {
             compat::CompatKey::parse(call, call.key(p, k, Access::Write)?)?
                 .delete(store)

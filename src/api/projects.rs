@@ -10,6 +10,7 @@ use crate::auth::{Access, Source};
 use crate::error::{ApiError, Code};
 use crate::http::Response;
 use crate::store::{Change, Persistence, Project, Quota, Store, StoreError};
+use crate::wholenum;
 
 fn summary(name: &str, p: &Project) -> serde_json::Value {
     serde_json::json!({
@@ -136,7 +137,7 @@ struct PatchBody {
 
 /// Tell a field that is present (maybe null) from one that is absent.
 fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<u64>>, D::Error> {
-    Option::<u64>::deserialize(d).map(Some)
+    wholenum::opt(d).map(Some)
 }
 
 impl<'r> PatchProject<'r> {

@@ -24,6 +24,9 @@ pub enum Route {
     CompatPut(String),
     CompatGet(String, String),
     CompatDelete(String, String),
+    /// `/put`, `/get/…` or `/delete/…` while `compat_project` is unset: a 404 that says how to
+    /// turn them on.
+    CompatOff,
     /// The page for people (`/`, `/docs`, `/ui/...`): see ui.rs.
     Page(ui::Page),
 }
@@ -78,6 +81,10 @@ impl Route {
         if let Some(page) = ui::route(rest) {
             return Some(Route::Page(page));
         }
+        let compat_path = rest == "put" || rest.starts_with("get/") || rest.starts_with("delete/");
+        if compat.is_none() && compat_path {
+            return Some(Route::CompatOff);
+        }
         if let Some(project) = compat {
             let p = project.to_string();
             if rest == "put" {
@@ -130,6 +137,7 @@ impl Route {
             Route::CompatPut(_) => "POST",
             Route::CompatGet(..) => "GET, HEAD",
             Route::CompatDelete(..) => "DELETE",
+            Route::CompatOff => "",
         }
     }
 
@@ -147,14 +155,17 @@ impl Route {
             Route::Import(_) => "import",
             Route::Keys(_) => "kv_list",
             Route::Key(..) => "kv_key",
-            Route::CompatPut(_) | Route::CompatGet(..) | Route::CompatDelete(..) => "compat",
+            Route::CompatPut(_)
+            | Route::CompatGet(..)
+            | Route::CompatDelete(..)
+            | Route::CompatOff => "compat",
             Route::Page(_) => "ui",
         }
     }
 
     pub fn uses(&self) -> Uses<'_> {
         match self {
-            Route::Health | Route::OpenApi | Route::Page(_) => Uses::Nothing,
+            Route::Health | Route::OpenApi | Route::Page(_) | Route::CompatOff => Uses::Nothing,
             Route::Metrics => Uses::AllProjects,
             Route::Projects => Uses::AllProjects,
             Route::Project(p)

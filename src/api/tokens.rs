@@ -68,10 +68,10 @@ impl<'r> CreateToken<'r> {
     pub fn parse(call: Call<'_, '_>, project: &'r str) -> Result<CreateToken<'r>, ApiError> {
         admin_project(call, project)?;
         let body: CreateBody = call.json()?;
-        if body.label.is_empty() || body.label.len() > 64 {
+        if !crate::auth::label_ok(&body.label) {
             return Err(ApiError::new(
                 Code::InvalidLabel,
-                "a token label is 1 to 64 bytes",
+                "a token label is 1 to 64 characters",
             ));
         }
         if body

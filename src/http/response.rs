@@ -13,8 +13,11 @@ pub struct Response {
 }
 
 impl Response {
+    /// A JSON answer, ending with a newline (so `curl -s` leaves the shell prompt on a line of
+    /// its own).
     pub fn json(status: u16, value: &serde_json::Value) -> Response {
-        let body = serde_json::to_vec(value).expect("a serde_json::Value always serializes");
+        let mut body = serde_json::to_vec(value).expect("a serde_json::Value always serializes");
+        body.push(b'\n');
         Response::bytes(status, "application/json", body)
     }
 

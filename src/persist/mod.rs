@@ -123,9 +123,15 @@ pub fn list_dir(dir: &Path) -> io::Result<Vec<(FileName, PathBuf)>> {
 }
 
 /// Create the data directory if needed and make it private (snapshots hold tokens).
-pub fn prepare_dir(dir: &Path) -> io::Result<()> {
-    fs::create_dir_all(dir)?;
-    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+pub fn prepare_dir(dir: &Path) -> Result<(), String> {
+    let shown = dir.display();
+    if fs::metadata(dir).is_ok_and(|m| !m.is_dir()) {
+        return Err(format!("data_dir {shown} is a file, not a directory"));
+    }
+    fs::create_dir_all(dir).map_err(|e| format!("data_dir {shown} cannot be created: {e}"))?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(|e| {
+        format!("data_dir {shown}: cannot make it private to its owner (mode 0700): {e}")
+    })
 }
 
 /// The whole rename-on-write dance for a small file (the admin token): temp file, write, fsync,

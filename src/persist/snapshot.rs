@@ -25,6 +25,7 @@ use super::{create_private, snapshot_path, sync_dir, writeback};
 use crate::auth::{Source, Token};
 use crate::base64::{decode as base64_decode, encode as base64_encode};
 use crate::store::{self, Persistence, Project, Quota, Record, Value, ValueRef};
+use crate::wholenum;
 
 pub const FORMAT_VERSION: u64 = 1;
 const FIRST_LINE: &str = "{\"pykv_snapshot\": 1,";
@@ -83,9 +84,9 @@ struct Entry {
     base64: Option<String>,
     #[serde(default)]
     content_type: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "wholenum::one")]
     version: u64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "wholenum::opt")]
     expires_at: Option<u64>,
 }
 

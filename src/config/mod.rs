@@ -1,13 +1,23 @@
-//! config.json: its types (serde, unknown fields rejected), defaults and validation.
-//! Reads one file; knows nothing of sockets, the store or snapshots.
+//! config.json: its types (serde, unknown fields rejected), defaults and validation; where the
+//! file is looked for (find.rs), `listen`'s forms (listen.rs), and errors that name the field
+//! (error.rs). Reads one file; knows nothing of sockets, the store or snapshots.
 
-use serde::Deserialize;
+mod error;
+mod find;
+pub mod listen;
+
+use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+pub use error::ConfigError;
+pub use find::{find, installed_config};
+
 use crate::auth::{self, Access};
 use crate::store::Persistence;
+use crate::wholenum;
+use error::{invalid, Invalid};
 
 /// The whole configuration, as validated at start-up.
 #[derive(Debug, Clone)]
@@ -34,15 +44,25 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
+    #[serde(deserialize_with = "bytes")]
     pub max_head_bytes: usize,
+    #[serde(deserialize_with = "count")]
     pub max_headers: usize,
+    #[serde(deserialize_with = "bytes")]
     pub max_url_bytes: usize,
+    #[serde(deserialize_with = "bytes")]
     pub max_value_bytes: usize,
+    #[serde(deserialize_with = "bytes")]
     pub max_import_bytes: usize,
+    #[serde(deserialize_with = "bytes")]
     pub max_key_bytes: usize,
+    #[serde(deserialize_with = "opt_count")]
     pub max_keys_per_project: Option<usize>,
+    #[serde(deserialize_with = "millis")]
     pub head_timeout_ms: u64,
+    #[serde(deserialize_with = "millis")]
     pub body_timeout_ms: u64,
+    #[serde(deserialize_with = "millis")]
     pub idle_timeout_ms: u64,
 }
 
@@ -68,9 +88,9 @@ impl Default for Limits {
 pub struct ProjectConfig {
     #[serde(default)]
     pub persistence: Option<Persistence>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "wholenum::opt")]
     pub max_keys: Option<u64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "wholenum::opt")]
     pub max_bytes: Option<u64>,
     #[serde(default)]
     pub tokens: Vec<TokenConfig>,
@@ -99,13 +119,13 @@ struct RawConfig {
     admin_token: Option<String>,
     #[serde(default)]
     persistence: Option<Persistence>,
-    #[serde(default = "default_interval_ms")]
+    #[serde(default = "default_interval_ms", deserialize_with = "millis")]
     interval_ms: u64,
-    #[serde(default = "default_compaction_min_bytes")]
+    #[serde(default = "default_compaction_min_bytes", deserialize_with = "bytes")]
     compaction_min_bytes: u64,
-    #[serde(default = "default_max_connections")]
+    #[serde(default = "default_max_connections", deserialize_with = "count")]
     max_connections: usize,
-    #[serde(default = "default_max_watches")]
+    #[serde(default = "default_max_watches", deserialize_with = "count")]
     max_watches: usize,
     #[serde(default)]
     cors_origins: Vec<String>,
@@ -141,53 +161,95 @@ fn default_true() -> bool {
     true
 }
 
-/// Load and validate a config file. The error is one line naming the field or the cause.
-pub fn load(path: &Path) -> Result<Config, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let raw: RawConfig =
-        serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
-    validate(raw, path)
+/// A whole number of `T`, said in errors as `what`.
+fn whole<'de, D: Deserializer<'de>, T: TryFrom<u64>>(
+    d: D,
+    what: &'static str,
+) -> Result<T, D::Error> {
+    let n = wholenum::described(d, what)?;
+    T::try_from(n).map_err(|_| serde::de::Error::custom(format!("{n} is too large here")))
+}
+fn bytes<'de, D: Deserializer<'de>, T: TryFrom<u64>>(d: D) -> Result<T, D::Error> {
+    whole(d, "a whole number of bytes")
+}
+fn count<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    whole(d, "a whole number")
+}
+fn millis<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    whole(d, "a whole number of milliseconds")
+}
+fn opt_count<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    let n = wholenum::opt(d)?;
+    n.map(usize::try_from)
+        .transpose()
+        .map_err(|_| serde::de::Error::custom("too large for this machine"))
 }
 
-fn validate(raw: RawConfig, path: &Path) -> Result<Config, String> {
-    let listen: SocketAddr = raw.listen.parse().map_err(|_| {
-        format!(
-            "listen: {:?} is not an address like 127.0.0.1:8080",
-            raw.listen
-        )
+/// Load and validate a config file. The error names the field or the place in the file.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read(path).map_err(|error| ConfigError::Read {
+        path: path.to_path_buf(),
+        error,
     })?;
+    let raw = parse(&text)
+        .map_err(|(field, e)| error::from_serde(path.to_path_buf(), &text, field, e))?;
+    validate(raw, path).map_err(|Invalid { field, message }| ConfigError::Field {
+        path: path.to_path_buf(),
+        field,
+        message,
+    })
+}
+
+/// The file as written, or the serde error with the path of the field it concerns.
+fn parse(text: &[u8]) -> Result<RawConfig, (String, serde_json::Error)> {
+    let mut de = serde_json::Deserializer::from_slice(text);
+    let raw = serde_path_to_error::deserialize(&mut de)
+        .map_err(|e| (e.path().to_string(), e.into_inner()))?;
+    // Text after the object is a syntax error like any other.
+    de.end().map_err(|e| (String::new(), e))?;
+    Ok(raw)
+}
+
+fn validate(raw: RawConfig, path: &Path) -> Result<Config, Invalid> {
+    let listen = listen::parse(&raw.listen).map_err(|e| invalid("listen", e))?;
     if raw.data_dir.is_empty() {
-        return Err("data_dir: must not be empty".into());
+        return Err(invalid("data_dir", "must not be empty"));
     }
     // Relative paths follow the config file, so `--config /etc/pykv/config.json` means the same
     // wherever the server is started from.
     let base = path.parent().unwrap_or(Path::new("."));
     let data_dir = base.join(&raw.data_dir);
     if let Some(t) = &raw.admin_token {
-        auth::validate_secret(t).map_err(|e| format!("admin_token: {e}"))?;
+        auth::validate_secret(t).map_err(|e| invalid("admin_token", e))?;
     }
     if raw.interval_ms == 0 || raw.interval_ms > 3_600_000 {
-        return Err("interval_ms: must be between 1 and 3600000".into());
+        return Err(invalid("interval_ms", "must be between 1 and 3600000"));
     }
     if raw.compaction_min_bytes == 0 || raw.compaction_min_bytes > 1 << 40 {
-        return Err("compaction_min_bytes: must be between 1 and 1099511627776".into());
+        return Err(invalid(
+            "compaction_min_bytes",
+            "must be between 1 and 1099511627776",
+        ));
     }
     if raw.max_connections == 0 || raw.max_connections > 65_536 {
-        return Err("max_connections: must be between 1 and 65536".into());
+        return Err(invalid("max_connections", "must be between 1 and 65536"));
     }
     if raw.max_watches == 0 || raw.max_watches > 65_536 {
-        return Err("max_watches: must be between 1 and 65536".into());
+        return Err(invalid("max_watches", "must be between 1 and 65536"));
     }
     for o in &raw.cors_origins {
         if !is_origin(o) {
-            return Err(format!(
-                "cors_origins: {o:?} is not an origin like https://example.org or \
-                 http://host:8080 (scheme and host, no path), or \"*\""
+            return Err(invalid(
+                "cors_origins",
+                format!(
+                    "{o:?} is not an origin like https://example.org or http://host:8080 \
+                     (scheme and host, no path), or \"*\""
+                ),
             ));
         }
     }
     if let Some(p) = &raw.compat_project {
-        crate::store::validate_project_name(p).map_err(|e| format!("compat_project: {e}"))?;
+        crate::store::validate_project_name(p).map_err(|e| invalid("compat_project", e))?;
     }
     validate_limits(&raw.limits)?;
     let mut seen_secrets = std::collections::HashSet::new();
@@ -196,24 +258,29 @@ fn validate(raw: RawConfig, path: &Path) -> Result<Config, String> {
     }
     for (name, p) in &raw.projects {
         crate::store::validate_project_name(name)
-            .map_err(|e| format!("projects: {name:?}: {e}"))?;
+            .map_err(|e| invalid(format!("projects[{name:?}]"), e))?;
         for (i, t) in p.tokens.iter().enumerate() {
             let field = format!("projects.{name}.tokens[{i}]");
-            if t.label.is_empty() || t.label.len() > 64 {
-                return Err(format!("{field}.label: must be 1 to 64 characters"));
+            if !crate::auth::label_ok(&t.label) {
+                return Err(invalid(
+                    format!("{field}.label"),
+                    "must be 1 to 64 characters",
+                ));
             }
-            auth::validate_secret(&t.secret).map_err(|e| format!("{field}.secret: {e}"))?;
+            auth::validate_secret(&t.secret).map_err(|e| invalid(format!("{field}.secret"), e))?;
             if t.prefix
                 .as_ref()
                 .is_some_and(|p| p.is_empty() || p.len() > raw.limits.max_key_bytes)
             {
-                return Err(format!(
-                    "{field}.prefix: must be 1 to limits.max_key_bytes bytes"
+                return Err(invalid(
+                    format!("{field}.prefix"),
+                    "must be 1 to limits.max_key_bytes bytes",
                 ));
             }
             if !seen_secrets.insert(t.secret.clone()) {
-                return Err(format!(
-                    "{field}.secret: the same secret is used twice in config.json"
+                return Err(invalid(
+                    format!("{field}.secret"),
+                    "the same secret is used twice in config.json",
                 ));
             }
         }
@@ -273,7 +340,7 @@ fn is_origin(o: &str) -> bool {
         && port_ok
 }
 
-fn validate_limits(l: &Limits) -> Result<(), String> {
+fn validate_limits(l: &Limits) -> Result<(), Invalid> {
     let ranges: [(&str, usize, usize, usize); 7] = [
         (
             "max_import_bytes",
@@ -296,7 +363,10 @@ fn validate_limits(l: &Limits) -> Result<(), String> {
     ];
     for (name, v, lo, hi) in ranges {
         if v < lo || v > hi {
-            return Err(format!("limits.{name}: {v} is outside {lo}..={hi}"));
+            return Err(invalid(
+                format!("limits.{name}"),
+                format!("{v} is outside {lo}..={hi}"),
+            ));
         }
     }
     for (name, v) in [
@@ -305,11 +375,17 @@ fn validate_limits(l: &Limits) -> Result<(), String> {
         ("idle_timeout_ms", l.idle_timeout_ms),
     ] {
         if !(100..=3_600_000).contains(&v) {
-            return Err(format!("limits.{name}: {v} is outside 100..=3600000"));
+            return Err(invalid(
+                format!("limits.{name}"),
+                format!("{v} is outside 100..=3600000"),
+            ));
         }
     }
     if l.max_url_bytes > l.max_head_bytes {
-        return Err("limits.max_url_bytes: must not exceed limits.max_head_bytes".into());
+        return Err(invalid(
+            "limits.max_url_bytes",
+            "must not exceed limits.max_head_bytes",
+        ));
     }
     Ok(())
 }
@@ -319,8 +395,11 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<Config, String> {
-        let raw: RawConfig = serde_json::from_str(text).map_err(|e| e.to_string())?;
-        validate(raw, Path::new("/etc/pykv/config.json"))
+        let path = Path::new("/etc/pykv/config.json");
+        let raw = super::parse(text.as_bytes()).map_err(|(field, e)| {
+            error::from_serde(path.into(), text.as_bytes(), field, e).to_string()
+        })?;
+        validate(raw, path).map_err(|e| format!("{}: {}", e.field, e.message))
     }
 
     #[test]
@@ -359,6 +438,43 @@ mod tests {
         ] {
             assert!(!is_origin(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_type_error_names_its_field() {
+        let e = parse(r#"{"limits": {"max_value_bytes": "big"}}"#).unwrap_err();
+        assert_eq!(
+            e,
+            "/etc/pykv/config.json: limits.max_value_bytes: expected a whole number of bytes, \
+             got the string \"big\""
+        );
+        let e = parse(r#"{"projects": {"demo": {"tokens": [{"label": 5}]}}}"#).unwrap_err();
+        assert_eq!(
+            e,
+            "/etc/pykv/config.json: projects.demo.tokens[0].label: expected a string, \
+             got the number 5"
+        );
+        let e = parse(r#"{"persistence": "fast"}"#).unwrap_err();
+        assert!(
+            e.starts_with("/etc/pykv/config.json: persistence: unknown variant"),
+            "{e}"
+        );
+        // 7.0 is a whole number too.
+        assert_eq!(parse(r#"{"interval_ms": 250.0}"#).unwrap().interval_ms, 250);
+    }
+
+    #[test]
+    fn a_comment_is_said_to_be_one() {
+        let e = parse("{\n  // the port\n  \"listen\": \":8080\"\n}").unwrap_err();
+        assert!(
+            e.starts_with("/etc/pykv/config.json: line 2 column 3: JSON has no comments"),
+            "{e}"
+        );
+        let e = parse("{} {}").unwrap_err();
+        assert!(
+            e.starts_with("/etc/pykv/config.json: line 1 column 4: trailing"),
+            "{e}"
+        );
     }
 
     #[test]
