@@ -13,7 +13,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
-const HEALTH_BODY: &str = r#"{"status":"ok","version":"0.1.0"}"#;
 const MIB: u64 = 1024 * 1024;
 /// The server's resident memory must stay under this whatever a client does.
 const RSS_LIMIT_KIB: u64 = 64 * 1024;
@@ -58,44 +57,6 @@ fn assert_closed_without_data(s: &mut TcpStream, limit: Duration) {
         Err(e) if is_timeout(&e) => panic!("connection still open after {limit:?}"),
         Err(_) => {} // reset: closed as well
     }
-}
-
-/// `Sun, 06 Nov 1994 08:49:37 GMT` (IMF-fixdate, RFC 9110 §5.6.7).
-fn is_http_date(v: &str) -> bool {
-    let b = v.as_bytes();
-    v.len() == 29
-        && v.ends_with(" GMT")
-        && &v[3..5] == ", "
-        && ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"].contains(&&v[..3])
-        && b[5..7].iter().all(u8::is_ascii_digit)
-        && b[19] == b':'
-        && b[22] == b':'
-}
-
-/// The headers every response carries, and a Content-Length that matches the body read.
-fn assert_standard_headers(r: &Resp) {
-    let date = r.header("date").expect("Date header");
-    assert!(is_http_date(date), "bad Date {date:?}");
-    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
-    for name in ["date", "content-type", "content-length", "connection"] {
-        let n = r.headers.iter().filter(|(k, _)| k == name).count();
-        assert!(n <= 1, "{name} sent {n} times: {:?}", r.headers);
-    }
-    if r.status != 204 && r.status != 304 {
-        assert!(r.header("content-type").is_some(), "no Content-Type: {r:?}");
-        assert_eq!(
-            r.header("content-length"),
-            Some(r.body.len().to_string().as_str())
-        );
-    }
-}
-
-fn assert_health(r: &Resp) {
-    assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(r.reason, "OK");
-    assert_eq!(r.header("content-type"), Some("application/json"));
-    assert_eq!(r.text(), HEALTH_BODY);
-    assert_standard_headers(r);
 }
 
 fn assert_keeps_alive(r: &Resp) {
@@ -261,14 +222,6 @@ fn over_max_connections_a_new_connection_is_closed_at_once() {
 // Responses and routing
 
 #[test]
-fn health_answers_exact_body_and_headers() {
-    let srv = Server::start(json!({}));
-    let r = srv.req("GET", "/health", None, b"");
-    assert_health(&r);
-    assert_eq!(r.header("content-length"), Some("33"));
-}
-
-#[test]
 fn every_response_has_date_nosniff_and_exact_content_length() {
     let srv = Server::start(json!({}));
     let requests: [(&[u8], u16); 4] = [
@@ -346,17 +299,6 @@ fn unknown_path_is_404_not_found() {
     let r = srv.req("GET", "/no/such/path", None, b"");
     r.assert_error(404, "not_found");
     assert_standard_headers(&r);
-}
-
-#[test]
-fn wrong_method_on_health_is_405_with_allow() {
-    let srv = Server::start(json!({}));
-    for method in ["DELETE", "POST"] {
-        let r = srv.req(method, "/health", None, b"");
-        r.assert_error(405, "method_not_allowed");
-        assert_eq!(r.header("allow"), Some("GET, HEAD"));
-        assert_standard_headers(&r);
-    }
 }
 
 #[test]
