@@ -10,7 +10,6 @@ use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
-use std::time::Duration;
 
 /// `GET /v1/projects/{project}/export` with `token`, read on a keep-alive connection.
 fn export_on(s: &mut TcpStream, project: &str, token: &str) -> Resp {
@@ -442,8 +441,14 @@ fn import_skips_blank_lines_and_ignores_project_and_version_fields() {
         r.json(),
         json!({ "project": "p", "mode": "merge", "imported": 2, "removed": 0, "version": 1 })
     );
-    assert_eq!(get_as(&srv, ADMIN, "/v1/kv/p/a").header("etag"), Some("\"1\""));
-    assert_eq!(get_as(&srv, ADMIN, "/v1/kv/p/b").header("etag"), Some("\"1\""));
+    assert_eq!(
+        get_as(&srv, ADMIN, "/v1/kv/p/a").header("etag"),
+        Some("\"1\"")
+    );
+    assert_eq!(
+        get_as(&srv, ADMIN, "/v1/kv/p/b").header("etag"),
+        Some("\"1\"")
+    );
     assert_eq!(project(&srv, "p")["version"], 1);
 }
 

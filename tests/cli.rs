@@ -81,15 +81,6 @@ fn assert_one_line_error(out: &Run, prefix: &str) -> String {
     lines[0].to_string()
 }
 
-fn is_generated_secret(s: &str) -> bool {
-    s.strip_prefix("pykv_").is_some_and(|hex| {
-        hex.len() == 32
-            && hex
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    })
-}
-
 /// A server process started by a test, killed (by its own PID) on drop.
 struct Running {
     child: Child,

@@ -204,7 +204,10 @@ fn key_with_slashes_is_one_key() {
     assert_eq!(r.status, 201);
     assert_eq!(r.json(), json!({"project":"p","key":"a/b/c","version":1}));
     assert_eq!(get(&srv, "/v1/kv/p/a/b/c").body, b"v");
-    assert_eq!(list_keys(&srv, "p", ""), json!({"keys":["a/b/c"],"next":null}));
+    assert_eq!(
+        list_keys(&srv, "p", ""),
+        json!({"keys":["a/b/c"],"next":null})
+    );
 }
 
 #[test]
@@ -216,7 +219,10 @@ fn encoded_slash_is_the_same_key_as_a_literal_slash() {
     assert_eq!(get(&srv, "/v1/kv/p/a/b").body, b"v1");
     assert_eq!(put(&srv, "/v1/kv/p/a/b", b"v2").status, 200);
     assert_eq!(get(&srv, "/v1/kv/p/a%2fb").body, b"v2");
-    assert_eq!(list_keys(&srv, "p", ""), json!({"keys":["a/b"],"next":null}));
+    assert_eq!(
+        list_keys(&srv, "p", ""),
+        json!({"keys":["a/b"],"next":null})
+    );
 }
 
 #[test]
@@ -239,7 +245,10 @@ fn percent_encoded_utf8_key_round_trips() {
     assert_eq!(r.status, 201);
     assert_eq!(r.json()["key"], "été");
     assert_eq!(get(&srv, "/v1/kv/p/%c3%a9t%c3%a9").body, b"summer");
-    assert_eq!(list_keys(&srv, "p", ""), json!({"keys":["été"],"next":null}));
+    assert_eq!(
+        list_keys(&srv, "p", ""),
+        json!({"keys":["été"],"next":null})
+    );
 }
 
 #[test]

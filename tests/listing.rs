@@ -46,7 +46,10 @@ fn listing_with_prefix_returns_only_matching_keys() {
         list_keys(&srv, "p", "prefix=a"),
         json!({"keys":["a1","a2","ab"],"next":null})
     );
-    assert_eq!(list_keys(&srv, "p", "prefix=zz"), json!({"keys":[],"next":null}));
+    assert_eq!(
+        list_keys(&srv, "p", "prefix=zz"),
+        json!({"keys":[],"next":null})
+    );
 }
 
 #[test]
@@ -64,7 +67,10 @@ fn listing_after_returns_keys_strictly_after() {
         list_keys(&srv, "p", "after=k25"),
         json!({"keys":["k3","k4","k5"],"next":null})
     );
-    assert_eq!(list_keys(&srv, "p", "after=k5"), json!({"keys":[],"next":null}));
+    assert_eq!(
+        list_keys(&srv, "p", "after=k5"),
+        json!({"keys":[],"next":null})
+    );
 }
 
 #[test]
@@ -133,7 +139,10 @@ fn listing_limit_bounds_1_and_1000_are_accepted() {
     let srv = InProc::with_p(json!({})).0;
     put_ok(&srv, "/v1/kv/p/a", b"v");
     put_ok(&srv, "/v1/kv/p/b", b"v");
-    assert_eq!(list_keys(&srv, "p", "limit=1"), json!({"keys":["a"],"next":"a"}));
+    assert_eq!(
+        list_keys(&srv, "p", "limit=1"),
+        json!({"keys":["a"],"next":"a"})
+    );
     assert_eq!(
         list_keys(&srv, "p", "limit=1000"),
         json!({"keys":["a","b"],"next":null})

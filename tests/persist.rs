@@ -7,9 +7,9 @@ mod common;
 use common::*;
 
 use serde_json::{json, Value};
+use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::collections::HashMap;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
@@ -165,14 +165,23 @@ fn assert_fixture_survived(srv: &Server, f: &Fixture) {
         ("versioned", b"v3", "application/octet-stream"),
     ];
     for (key, body, content_type) in expected {
-        assert_value(&get_key(srv, &f.read, key), body, content_type, f.versions[key]);
+        assert_value(
+            &get_key(srv, &f.read, key),
+            body,
+            content_type,
+            f.versions[key],
+        );
     }
     get_key(srv, &f.read, "gone").assert_error(404, "key_not_found");
 
     get_key(srv, &f.revoked, "bin").assert_error(401, "unauthorized");
     put_key(srv, &f.read, "new", b"x").assert_error(403, "forbidden");
     assert_put(&put_key(srv, &f.later, "new", b"x"), 201, "new");
-    let version = assert_put(&put_key(srv, &f.write, "versioned", b"v4"), 200, "versioned");
+    let version = assert_put(
+        &put_key(srv, &f.write, "versioned", b"v4"),
+        200,
+        "versioned",
+    );
     assert!(
         version > f.versions["versioned"],
         "version {version} after a restart"
@@ -386,7 +395,11 @@ fn snapshot_is_json_with_one_key_per_line() {
     assert_put(&put_key(&srv, &write, "b", b"line1\nline2\n"), 201, "b");
     assert_put(&put_key(&srv, &write, "c", b""), 201, "c");
     // Larger than the snapshot so far: the journal outgrows it and is compacted.
-    assert_put(&put_key(&srv, &write, "a", &all_bytes().repeat(8)), 201, "a");
+    assert_put(
+        &put_key(&srv, &write, "a", &all_bytes().repeat(8)),
+        201,
+        "a",
+    );
     let read = || std::fs::read_to_string(srv.snapshot("p")).expect("snapshot is UTF-8");
     let compacted = wait_until(Duration::from_secs(5), || {
         serde_json::from_str::<Value>(&read())

@@ -113,7 +113,12 @@ fn revoked_token_is_401_at_once() {
         .json();
     let secret = j["secret"].as_str().expect("secret");
     assert_eq!(srv.req("PUT", "/v1/kv/p/k", Some(secret), b"v").status, 201);
-    let (r, rest) = srv.req_close("DELETE", &format!("/v1/projects/p/tokens/{}", id_path(&j["id"])), &[], b"");
+    let (r, rest) = srv.req_close(
+        "DELETE",
+        &format!("/v1/projects/p/tokens/{}", id_path(&j["id"])),
+        &[],
+        b"",
+    );
     assert_eq!(r.status, 204);
     assert!(rest.is_empty(), "204 had a body: {rest:?}");
     let r = srv.req("GET", "/v1/kv/p/k", Some(secret), b"");
@@ -160,8 +165,7 @@ fn deleting_a_config_token_is_409_token_in_config() {
     )
     .assert_error(409, "token_in_config");
     assert_eq!(
-        srv.req("PUT", "/v1/kv/cfg/k", Some(CFG_WRITE), b"v")
-            .status,
+        srv.req("PUT", "/v1/kv/cfg/k", Some(CFG_WRITE), b"v").status,
         201
     );
 }

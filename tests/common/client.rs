@@ -70,7 +70,12 @@ pub fn create_project(srv: &impl Api, name: &str) -> (String, String) {
 
 /// Create a token on project `p` as the admin (`prefix`: scoped to it); returns (id as it
 /// appears in a path, secret).
-pub fn create_token(srv: &impl Api, label: &str, access: &str, prefix: Option<&str>) -> (String, String) {
+pub fn create_token(
+    srv: &impl Api,
+    label: &str,
+    access: &str,
+    prefix: Option<&str>,
+) -> (String, String) {
     let mut body = json!({ "label": label, "access": access });
     if let Some(prefix) = prefix {
         body["prefix"] = json!(prefix);

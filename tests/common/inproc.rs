@@ -49,7 +49,10 @@ impl InProc {
         let mut store = Store::new(cfg.limits.max_keys_per_project);
         pykv::boot::apply_config(&cfg, &mut store);
         let ctx = Ctx {
-            admin_token: cfg.admin_token.clone().expect("the test config has an admin token"),
+            admin_token: cfg
+                .admin_token
+                .clone()
+                .expect("the test config has an admin token"),
             limits: cfg.limits.clone(),
             default_persistence: cfg.persistence,
             cors_origins: cfg.cors_origins.clone(),
@@ -167,14 +170,21 @@ fn read_request(ctx: &Ctx, store: &Store, bytes: &[u8]) -> Result<Request, pykv:
         Framing::None => Vec::new(),
         Framing::Length(n) if n > limit => return Err(pykv::http::parse::body_too_large(limit)),
         Framing::Length(n) => {
-            assert!(rest.len() >= n, "the test sent {} of {n} body bytes", rest.len());
+            assert!(
+                rest.len() >= n,
+                "the test sent {} of {n} body bytes",
+                rest.len()
+            );
             rest[..n].to_vec()
         }
         Framing::Chunked => {
             let mut body = Vec::new();
             let mut chunked = Chunked::new(limit);
             chunked.feed(rest, &mut body)?;
-            assert!(chunked.is_done(), "the test sent an unfinished chunked body");
+            assert!(
+                chunked.is_done(),
+                "the test sent an unfinished chunked body"
+            );
             body
         }
     };
@@ -237,4 +247,3 @@ impl Api for InProc {
         (r, rest.to_vec())
     }
 }
-

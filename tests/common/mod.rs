@@ -15,8 +15,11 @@
 
 pub mod client;
 pub mod disk;
+pub mod etcd;
 pub mod http;
 pub mod inproc;
+pub mod migrate;
+pub mod openapi;
 pub mod server;
 
 pub use client::*;
@@ -178,7 +181,11 @@ pub fn pykv_within(args: &[&dyn AsRef<std::ffi::OsStr>], limit: Duration) -> Run
         cmd.env_remove("PYKV_ADMIN_TOKEN").env_remove("PYKV_CONFIG"),
         limit,
     );
-    assert!(!run.timed_out, "pykv {:?} did not exit within {limit:?}", cmd.get_args().collect::<Vec<_>>());
+    assert!(
+        !run.timed_out,
+        "pykv {:?} did not exit within {limit:?}",
+        cmd.get_args().collect::<Vec<_>>()
+    );
     run
 }
 
