@@ -170,7 +170,7 @@ fn prepare(srv: &impl Api, route: Route, n: usize) -> (&'static str, String, Vec
     }
 }
 
-fn send(srv: &impl Api, method: &str, path: &str, cred: &Cred, body: &[u8]) -> Resp {
+fn send_as(srv: &impl Api, method: &str, path: &str, cred: &Cred, body: &[u8]) -> Resp {
     match cred {
         Cred::Bearer(t) => srv.req(method, path, Some(t), body),
         Cred::Header(v) => srv.req_h(method, path, None, &[("Authorization", v)], body),
@@ -219,7 +219,7 @@ fn run_matrix(fx: &Fixture, token_kind: &str, cred: &Cred, want: impl Fn(&[Want;
     let mut failures = Vec::new();
     for (n, (route, row)) in MATRIX.iter().enumerate() {
         let (method, path, body) = prepare(&fx.srv, *route, n);
-        let r = send(&fx.srv, method, &path, cred, &body);
+        let r = send_as(&fx.srv, method, &path, cred, &body);
         if let Some(why) = mismatch(&r, method, want(row)) {
             failures.push(format!(
                 "({route:?} = {method} {path}, {token_kind}): {why}"
@@ -462,8 +462,6 @@ fn curl_u_with_the_token_as_password_or_user_reads_a_key() {
     ]);
     assert_eq!(r.stdout, "401");
 }
-
-const CFG_WRITE: &str = "cfg-write-secret-0123456789";
 
 const CFG_READ: &str = "cfg-read-secret-0123456789abc";
 

@@ -11,8 +11,6 @@ use std::io::Write;
 use std::thread::sleep;
 use std::time::Duration;
 
-const ORIGIN: &str = "https://app.example";
-
 const ALLOW_HEADERS: &str = "Authorization, Content-Type, If-Match, If-None-Match, X-API-Key";
 
 const EXPOSE_HEADERS: &str = "ETag, X-Expires-At, X-Project-Version, X-Next-After";

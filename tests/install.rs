@@ -12,7 +12,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// install.sh copies one binary and writes two small files: far less than this.
-const RUN_LIMIT: Duration = Duration::from_secs(30);
+const INSTALL_LIMIT: Duration = Duration::from_secs(30);
 
 /// The install prefix in `tmp`: not created beforehand, so install.sh must make it.
 fn prefix_in(tmp: &TempDir) -> PathBuf {
@@ -27,7 +27,7 @@ fn built_binary() -> &'static str {
     env!("CARGO_BIN_EXE_pykv")
 }
 
-/// `bash install.sh ARGS`, killed (by its own PID) if it outlives `RUN_LIMIT`.
+/// `bash install.sh ARGS`, killed (by its own PID) if it outlives `INSTALL_LIMIT`.
 fn run_install(args: &[&str]) -> Output {
     let mut child = Command::new("bash")
         .arg(install_sh())
@@ -39,10 +39,10 @@ fn run_install(args: &[&str]) -> Output {
         .expect("spawn bash install.sh");
     let start = Instant::now();
     while child.try_wait().expect("wait for install.sh").is_none() {
-        if start.elapsed() > RUN_LIMIT {
+        if start.elapsed() > INSTALL_LIMIT {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("install.sh {args:?} did not finish within {RUN_LIMIT:?}");
+            panic!("install.sh {args:?} did not finish within {INSTALL_LIMIT:?}");
         }
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -15,7 +15,6 @@ use std::time::Duration;
 const LW: &str = LEGACY_WRITE;
 const LR: &str = LEGACY_READ;
 const LS: &str = "legacy-scoped-secret-012345678";
-const ORIGIN: &str = "https://app.example";
 
 /// The config of the walk; `persistence` is the binary's default (projects created without one
 /// are durable, so switching one to `interval` needs no snapshot of a memory project).

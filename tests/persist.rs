@@ -65,7 +65,7 @@ fn line_column(text: &str) -> Option<(u64, u64)> {
 const TEXT_TYPE: &str = "text/plain; charset=utf-8";
 
 /// Project `p` with tokens (one created later, one revoked) and keys of every kind.
-struct Fixture {
+struct Populated {
     write: String,
     read: String,
     later: String,
@@ -77,7 +77,7 @@ struct Fixture {
     listing: Value,
 }
 
-fn populate(srv: &Server) -> Fixture {
+fn populate(srv: &Server) -> Populated {
     let (write, read) = create_project(srv, "p");
     let (_, later) = create_token(srv, "later", "write", None);
     let (revoked_id, revoked) = create_token(srv, "revoked", "read", None);
@@ -136,7 +136,7 @@ fn populate(srv: &Server) -> Fixture {
     assert_eq!(tokens.status, 200, "{}", tokens.text());
     let listing = srv.req("GET", "/v1/kv/p?limit=1000", Some(&read), b"");
     assert_eq!(listing.status, 200, "{}", listing.text());
-    Fixture {
+    Populated {
         write,
         read,
         later,
@@ -148,7 +148,7 @@ fn populate(srv: &Server) -> Fixture {
     }
 }
 
-fn assert_fixture_survived(srv: &Server, f: &Fixture) {
+fn assert_fixture_survived(srv: &Server, f: &Populated) {
     let r = admin_json(srv, "GET", "/v1/projects/p", Value::Null);
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json(), f.project);

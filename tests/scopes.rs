@@ -10,9 +10,7 @@ use std::io::Write;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-/// Tokens of the config-declared projects.
-const CFG_WRITE: &str = "cfg-write-secret-0123456789";
-
+/// A scoped token of the config-declared project `cfg` (its write token is `CFG_WRITE`).
 const CFG_SCOPED: &str = "cfg-scoped-secret-0123456789";
 
 /// A 403 `forbidden` whose message names the token's prefix.

@@ -19,7 +19,7 @@ const PARK: Duration = Duration::from_millis(300);
 const WAKE_LIMIT: Duration = Duration::from_secs(2);
 
 /// Send a GET on a fresh connection and leave the answer unread (a watch parks there).
-fn send(srv: &Server, path: &str, token: &str) -> TcpStream {
+fn start_get(srv: &Server, path: &str, token: &str) -> TcpStream {
     let mut s = srv.connect();
     s.write_all(&request_bytes("GET", path, Some(token), &[], b""))
         .unwrap();
@@ -78,7 +78,7 @@ fn key_watch_on_a_deleted_key_with_its_old_version_answers_404_at_once() {
 fn key_watch_wakes_on_put_with_the_new_value() {
     let (srv, _, read) = Server::with_p(json!({}));
     put_ok(&srv, "/v1/kv/p/k", b"old");
-    let mut s = send(&srv, "/v1/kv/p/k?watch=30&version=1", &read);
+    let mut s = start_get(&srv, "/v1/kv/p/k?watch=30&version=1", &read);
     sleep(PARK);
     assert_waiting(&mut s);
     let start = Instant::now();
@@ -92,7 +92,7 @@ fn key_watch_wakes_on_put_with_the_new_value() {
 fn key_watch_without_version_waits_for_the_next_change() {
     let (srv, _, read) = Server::with_p(json!({}));
     put_ok(&srv, "/v1/kv/p/k", b"old");
-    let mut s = send(&srv, "/v1/kv/p/k?watch=30", &read);
+    let mut s = start_get(&srv, "/v1/kv/p/k?watch=30", &read);
     sleep(PARK);
     assert_waiting(&mut s);
     put_ok(&srv, "/v1/kv/p/k", b"new");
@@ -107,7 +107,7 @@ fn key_watch_without_version_waits_for_the_next_change() {
 #[test]
 fn key_watch_on_an_absent_key_wakes_when_it_is_created() {
     let (srv, _, read) = Server::with_p(json!({}));
-    let mut s = send(&srv, "/v1/kv/p/k?watch=30", &read);
+    let mut s = start_get(&srv, "/v1/kv/p/k?watch=30", &read);
     sleep(PARK);
     assert_waiting(&mut s);
     put_ok(&srv, "/v1/kv/p/k", b"born");
@@ -123,7 +123,7 @@ fn key_watch_on_an_absent_key_wakes_when_it_is_created() {
 fn key_watch_wakes_with_404_on_delete() {
     let (srv, _, read) = Server::with_p(json!({}));
     put_ok(&srv, "/v1/kv/p/k", b"v");
-    let mut s = send(&srv, "/v1/kv/p/k?watch=30&version=1", &read);
+    let mut s = start_get(&srv, "/v1/kv/p/k?watch=30&version=1", &read);
     sleep(PARK);
     assert_waiting(&mut s);
     let start = Instant::now();
@@ -136,7 +136,7 @@ fn key_watch_wakes_with_404_on_delete() {
 fn key_watch_wakes_with_404_when_the_key_expires() {
     let (srv, _, read) = Server::with_p(json!({}));
     put_ok(&srv, "/v1/kv/p/k?ttl=1", b"v");
-    let mut s = send(&srv, "/v1/kv/p/k?watch=30&version=1", &read);
+    let mut s = start_get(&srv, "/v1/kv/p/k?watch=30&version=1", &read);
     read_within(&mut s, EXPIRY_LIMIT).assert_error(404, "key_not_found");
 }
 
@@ -144,7 +144,7 @@ fn key_watch_wakes_with_404_when_the_key_expires() {
 fn key_watch_wakes_on_incr_and_on_a_batch() {
     let (srv, _, read) = Server::with_p(json!({}));
     put_ok(&srv, "/v1/kv/p/c", b"1");
-    let mut s = send(&srv, "/v1/kv/p/c?watch=30&version=1", &read);
+    let mut s = start_get(&srv, "/v1/kv/p/c?watch=30&version=1", &read);
     sleep(PARK);
     assert_waiting(&mut s);
     assert_eq!(post(&srv, "/v1/kv/p/c?incr=1", b"").status, 200);
@@ -155,7 +155,7 @@ fn key_watch_wakes_on_incr_and_on_a_batch() {
         2,
     );
 
-    let mut s = send(&srv, "/v1/kv/p/c?watch=30&version=2", &read);
+    let mut s = start_get(&srv, "/v1/kv/p/c?watch=30&version=2", &read);
     sleep(PARK);
     assert_waiting(&mut s);
     let r = batch(
@@ -175,7 +175,7 @@ fn key_watch_wakes_on_incr_and_on_a_batch() {
 fn key_watch_is_not_woken_by_another_key() {
     let (srv, _, read) = Server::with_p(json!({}));
     put_ok(&srv, "/v1/kv/p/k", b"v");
-    let mut s = send(&srv, "/v1/kv/p/k?watch=1&version=1", &read);
+    let mut s = start_get(&srv, "/v1/kv/p/k?watch=1&version=1", &read);
     sleep(PARK);
     put_ok(&srv, "/v1/kv/p/other", b"x");
     let r = read_within(&mut s, Duration::from_secs(3));
@@ -240,7 +240,7 @@ fn prefix_watch_wakes_on_a_change_under_the_prefix_with_the_listing() {
     let (srv, _, read) = Server::with_p(json!({}));
     put_ok(&srv, "/v1/kv/p/a/1", b"v");
     put_ok(&srv, "/v1/kv/p/b/1", b"v");
-    let mut s = send(&srv, "/v1/kv/p?prefix=a/&watch=30&version=2", &read);
+    let mut s = start_get(&srv, "/v1/kv/p?prefix=a/&watch=30&version=2", &read);
     sleep(PARK);
     assert_waiting(&mut s);
     let start = Instant::now();
@@ -256,7 +256,7 @@ fn prefix_watch_wakes_on_a_change_under_the_prefix_with_the_listing() {
 fn prefix_watch_without_version_waits_from_the_current_project_version() {
     let (srv, _, read) = Server::with_p(json!({}));
     put_ok(&srv, "/v1/kv/p/a/1", b"v");
-    let mut s = send(&srv, "/v1/kv/p?prefix=a/&watch=30", &read);
+    let mut s = start_get(&srv, "/v1/kv/p?prefix=a/&watch=30", &read);
     sleep(PARK);
     assert_waiting(&mut s);
     assert_eq!(delete(&srv, "/v1/kv/p/a/1").status, 204);
@@ -271,7 +271,7 @@ fn prefix_watch_is_not_woken_by_a_change_outside_the_prefix() {
     let (srv, _, read) = Server::with_p(json!({}));
     put_ok(&srv, "/v1/kv/p/a/1", b"v");
     let start = Instant::now();
-    let mut s = send(&srv, "/v1/kv/p?prefix=a/&watch=1&version=1", &read);
+    let mut s = start_get(&srv, "/v1/kv/p?prefix=a/&watch=1&version=1", &read);
     sleep(PARK);
     put_ok(&srv, "/v1/kv/p/b/1", b"v");
     put_ok(&srv, "/v1/kv/p/a", b"v");
@@ -315,7 +315,7 @@ fn prefix_watch_answers_at_once_when_a_key_under_it_was_deleted_after_the_versio
 fn prefix_watch_answers_in_the_requested_format() {
     let (srv, _, read) = Server::with_p(json!({}));
     put_ok(&srv, "/v1/kv/p/a/1", b"v");
-    let mut s = send(
+    let mut s = start_get(
         &srv,
         "/v1/kv/p?prefix=a/&format=text&watch=30&version=1",
         &read,
@@ -334,7 +334,7 @@ fn two_hundred_watchers_are_all_woken_by_one_put() {
     let (srv, _, read) = Server::with_p(json!({"log_requests": false}));
     put_ok(&srv, "/v1/kv/p/k", b"old");
     let mut watchers: Vec<TcpStream> = (0..200)
-        .map(|_| send(&srv, "/v1/kv/p/k?watch=30&version=1", &read))
+        .map(|_| start_get(&srv, "/v1/kv/p/k?watch=30&version=1", &read))
         .collect();
     sleep(PARK);
     for s in &mut watchers {
@@ -355,7 +355,7 @@ fn requests_are_answered_promptly_while_fifty_watches_wait() {
     let (srv, _, read) = Server::with_p(json!({"log_requests": false}));
     put_ok(&srv, "/v1/kv/p/k", b"v");
     let mut watchers: Vec<TcpStream> = (0..50)
-        .map(|_| send(&srv, "/v1/kv/p/k?watch=30&version=1", &read))
+        .map(|_| start_get(&srv, "/v1/kv/p/k?watch=30&version=1", &read))
         .collect();
     sleep(PARK);
     for i in 0..5 {
@@ -379,8 +379,8 @@ fn requests_are_answered_promptly_while_fifty_watches_wait() {
 fn watch_past_max_watches_is_503_too_many_watches() {
     let (srv, _, read) = Server::with_p(json!({"max_watches": 2}));
     put_ok(&srv, "/v1/kv/p/k", b"v");
-    let mut a = send(&srv, "/v1/kv/p/k?watch=30&version=1", &read);
-    let mut b = send(&srv, "/v1/kv/p?prefix=&watch=30&version=1", &read);
+    let mut a = start_get(&srv, "/v1/kv/p/k?watch=30&version=1", &read);
+    let mut b = start_get(&srv, "/v1/kv/p?prefix=&watch=30&version=1", &read);
     sleep(PARK);
     assert_waiting(&mut a);
     assert_waiting(&mut b);
@@ -393,14 +393,14 @@ fn watch_past_max_watches_is_503_too_many_watches() {
 fn a_disconnected_watcher_frees_its_slot() {
     let (srv, _, read) = Server::with_p(json!({"max_watches": 1}));
     put_ok(&srv, "/v1/kv/p/k", b"v");
-    let mut a = send(&srv, "/v1/kv/p/k?watch=30&version=1", &read);
+    let mut a = start_get(&srv, "/v1/kv/p/k?watch=30&version=1", &read);
     sleep(PARK);
     assert_waiting(&mut a);
     get(&srv, "/v1/kv/p/k?watch=1&version=1").assert_error(503, "too_many_watches");
     drop(a);
     let deadline = Instant::now() + Duration::from_secs(2);
     loop {
-        let mut s = send(&srv, "/v1/kv/p/k?watch=1&version=1", &read);
+        let mut s = start_get(&srv, "/v1/kv/p/k?watch=1&version=1", &read);
         let r = read_within(&mut s, Duration::from_secs(3));
         if r.status == 304 {
             break;
@@ -418,7 +418,7 @@ fn a_disconnected_watcher_frees_its_slot() {
 fn sync_watch_wakes_once_the_put_is_durable() {
     let (srv, _, read) = Server::with_p(json!({"persistence": "sync"}));
     put_ok(&srv, "/v1/kv/p/k", b"old");
-    let mut w = send(&srv, "/v1/kv/p/k?watch=30&version=1", &read);
+    let mut w = start_get(&srv, "/v1/kv/p/k?watch=30&version=1", &read);
     sleep(PARK);
     assert_waiting(&mut w);
     let mut p = srv.connect();
@@ -449,7 +449,7 @@ fn sync_watch_wakes_once_the_put_is_durable() {
 fn sigterm_answers_parked_watches_304_before_exit() {
     let (mut srv, _, read) = Server::with_p(json!({}));
     put_ok(&srv, "/v1/kv/p/k", b"v");
-    let mut s = send(&srv, "/v1/kv/p/k?watch=30&version=1", &read);
+    let mut s = start_get(&srv, "/v1/kv/p/k?watch=30&version=1", &read);
     sleep(PARK);
     assert_waiting(&mut s);
     srv.signal("TERM");
@@ -464,7 +464,7 @@ fn prefix_watch_wakes_when_a_key_under_it_expires() {
     let (srv, _, read) = Server::with_p(json!({}));
     put_ok(&srv, "/v1/kv/p/a/keep", b"v");
     put_ok(&srv, "/v1/kv/p/a/k?ttl=1", b"v");
-    let mut s = send(&srv, "/v1/kv/p?prefix=a/&watch=30&version=2", &read);
+    let mut s = start_get(&srv, "/v1/kv/p?prefix=a/&watch=30&version=2", &read);
     let r = read_within(&mut s, EXPIRY_LIMIT);
     assert_json(&r, 200);
     assert_eq!(r.json(), json!({"keys": ["a/keep"], "next": null}));

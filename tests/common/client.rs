@@ -476,3 +476,6 @@ pub fn list_keys(srv: &impl Api, project: &str, query: &str) -> Value {
     assert_json(&r, 200);
     r.json()
 }
+
+/// A browser app's origin, allowed by the CORS tests' configs.
+pub const ORIGIN: &str = "https://app.example";

@@ -237,7 +237,13 @@ fn record(ctx: &mut Ctx, label: &'static str, status: u16, started: Instant) {
 
 impl Api for InProc {
     fn send(&self, request: &[u8], head_only: bool) -> Resp {
-        self.send_then_close(request, head_only).0
+        let (r, rest) = self.send_then_close(request, head_only);
+        assert!(
+            rest.is_empty(),
+            "{} bytes after the answer: {r:?}",
+            rest.len()
+        );
+        r
     }
 
     fn send_then_close(&self, request: &[u8], head_only: bool) -> (Resp, Vec<u8>) {
