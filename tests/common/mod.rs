@@ -9,8 +9,8 @@
 //! - `inproc.rs` — the in-process harness: the only glue to `pykv`'s library API.
 //! - `client.rs` — the [`Api`] trait and the request helpers and assertions tests share.
 //! - `disk.rs` — making the server's disk fail from outside.
-//! - `metrics.rs`, `openapi.rs`, `etcd.rs` — what one area's files share: the metrics text,
-//!   the OpenAPI validator, an etcd cluster.
+//! - `openapi.rs` — the OpenAPI validator and the checker that drives either server against it.
+//! - `etcd.rs`, `migrate.rs` — a real etcd cluster, and the pykv side of the migration tests.
 #![allow(dead_code, unused_imports)] // each test file uses a different subset of these helpers
 
 pub mod client;
