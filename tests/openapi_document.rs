@@ -271,34 +271,45 @@ fn the_document_stays_within_the_validated_subset() {
     }
 }
 
-/// Watches park on the real event loop: one that times out answers 304 (with the key's ETag, or
-/// none for an absent key), a listing watch too, and a second waiting watch past `max_watches`
-/// (1 here) gets 503 while the first one parks.
+/// The state the watch tests start from: a server with `max_watches` 1, project `demo` and its
+/// key `greetings/en`; returns the server, demo's read secret and the key's ETag.
+fn watched_demo() -> (Server, String, String) {
+    let srv = Server::start(json!({ "max_watches": 1 }));
+    let (_, read) = create_project(&srv, "demo");
+    let r = put(&srv, "/v1/kv/demo/greetings/en", b"hello world");
+    assert_eq!(r.status, 201, "{}", r.text());
+    let etag = r.header("etag").unwrap().to_string();
+    (srv, read, etag)
+}
+
+/// Watches park on the real event loop: one that times out answers 304, with the key's ETag, or
+/// none for an absent key; a listing watch too.
 #[test]
-fn watches_answer_as_documented() {
+fn watches_that_time_out_answer_as_documented() {
     bounded(Duration::from_secs(60), || {
-        let srv = Server::start(json!({ "max_watches": 1 }));
+        let (srv, read, etag) = watched_demo();
         let mut c = Checker::new(&srv, load_doc());
-        let a = Some(ADMIN);
-        let (_, read) = create_project(&srv, "demo");
         let dr = Some(read.as_str());
         let t = "/v1/kv/{project}/{key}";
-        let r = c.go(
-            201,
-            t,
-            "PUT",
-            "/v1/kv/demo/greetings/en",
-            a,
-            Some(b"hello world"),
-        );
-        let etag = r.header("etag").unwrap().to_string();
-
         let started = Instant::now();
         let r = c.go(304, t, "GET", "/v1/kv/demo/greetings/en?watch=1", dr, None);
         assert!(started.elapsed() >= Duration::from_millis(900));
         assert_eq!(r.header("etag"), Some(etag.as_str()));
         c.go(304, t, "GET", "/v1/kv/demo/absent?watch=1", dr, None);
+        let t = "/v1/kv/{project}";
+        let r = c.go(304, t, "GET", "/v1/kv/demo?prefix=none/&watch=1", dr, None);
+        assert!(r.header("x-project-version").is_some());
+    });
+}
 
+/// A second waiting watch past `max_watches` (1 here) gets 503 while the first one parks; the
+/// first then times out with 304.
+#[test]
+fn a_watch_past_max_watches_answers_as_documented() {
+    bounded(Duration::from_secs(60), || {
+        let (srv, _, _) = watched_demo();
+        let mut c = Checker::new(&srv, load_doc());
+        let t = "/v1/kv/{project}/{key}";
         let mut parked = srv.connect();
         parked
             .write_all(
@@ -310,14 +321,10 @@ fn watches_answer_as_documented() {
             )
             .unwrap();
         std::thread::sleep(Duration::from_millis(300));
-        let r = c.go(503, t, "GET", "/v1/kv/demo/w2?watch=2", a, None);
+        let r = c.go(503, t, "GET", "/v1/kv/demo/w2?watch=2", Some(ADMIN), None);
         assert_eq!(error_code(&r), "too_many_watches");
         let r = read_response(&mut parked, false).unwrap();
         assert_eq!(r.status, 304);
         c.check(t, "GET", "/v1/kv/demo/w1?watch=2", &r);
-
-        let t = "/v1/kv/{project}";
-        let r = c.go(304, t, "GET", "/v1/kv/demo?prefix=none/&watch=1", dr, None);
-        assert!(r.header("x-project-version").is_some());
     });
 }
