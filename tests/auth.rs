@@ -1,5 +1,6 @@
-//! The token matrix: every route against every kind of credential, and secrets never leaking
-//! into responses or the log.
+//! Who may do what: the token matrix (every route against every kind of credential), Basic
+//! auth and `X-API-Key`, the 401 challenges, and secrets never leaking into responses or the
+//! log. In-process, but for curl and the log (the real binary).
 
 mod common;
 use common::*;
@@ -87,14 +88,14 @@ enum Cred {
 
 /// A server with API projects `p` and `q`.
 struct Fixture {
-    srv: Server,
+    srv: InProc,
     p_write: String,
     p_read: String,
     q_write: String,
 }
 
 fn fixture() -> Fixture {
-    let srv = Server::start(json!({}));
+    let srv = InProc::start(json!({"persistence": "sync"}));
     let (p_write, p_read) = create_project(&srv, "p");
     let (q_write, _) = create_project(&srv, "q");
     Fixture {
@@ -105,35 +106,9 @@ fn fixture() -> Fixture {
     }
 }
 
-/// A token id as it appears in a path (the spec does not fix its JSON type).
-fn id_path(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Number(n) => n.to_string(),
-        other => panic!("token id is neither string nor number: {other}"),
-    }
-}
-
-/// Create a token in `p` with the admin; returns (id, secret).
-fn admin_create_token(srv: &Server, access: &str) -> (String, String) {
-    let body = json!({ "label": "extra", "access": access }).to_string();
-    let r = srv.req(
-        "POST",
-        "/v1/projects/p/tokens",
-        Some(ADMIN),
-        body.as_bytes(),
-    );
-    assert_eq!(r.status, 201, "creating a token: {}", r.text());
-    let j = r.json();
-    (
-        id_path(&j["id"]),
-        j["secret"].as_str().expect("secret").to_string(),
-    )
-}
-
 /// Put the state in place (as the admin) under which `route` would succeed, and return the
 /// request: (method, path, body).
-fn prepare(srv: &Server, route: Route, n: usize) -> (&'static str, String, Vec<u8>) {
+fn prepare(srv: &impl Api, route: Route, n: usize) -> (&'static str, String, Vec<u8>) {
     let seed_key = || {
         let r = srv.req("PUT", "/v1/kv/p/k", Some(ADMIN), b"seed");
         assert!(
@@ -188,14 +163,14 @@ fn prepare(srv: &Server, route: Route, n: usize) -> (&'static str, String, Vec<u
             br#"{"label":"more","access":"read"}"#.to_vec(),
         ),
         DeleteToken => {
-            let (id, _) = admin_create_token(srv, "read");
+            let (id, _) = create_token(srv, "extra", "read", None);
             ("DELETE", format!("/v1/projects/p/tokens/{id}"), none)
         }
         DeleteProject => ("DELETE", "/v1/projects/p".into(), none),
     }
 }
 
-fn send(srv: &Server, method: &str, path: &str, cred: &Cred, body: &[u8]) -> Resp {
+fn send_as(srv: &impl Api, method: &str, path: &str, cred: &Cred, body: &[u8]) -> Resp {
     match cred {
         Cred::Bearer(t) => srv.req(method, path, Some(t), body),
         Cred::Header(v) => srv.req_h(method, path, None, &[("Authorization", v)], body),
@@ -244,7 +219,7 @@ fn run_matrix(fx: &Fixture, token_kind: &str, cred: &Cred, want: impl Fn(&[Want;
     let mut failures = Vec::new();
     for (n, (route, row)) in MATRIX.iter().enumerate() {
         let (method, path, body) = prepare(&fx.srv, *route, n);
-        let r = send(&fx.srv, method, &path, cred, &body);
+        let r = send_as(&fx.srv, method, &path, cred, &body);
         if let Some(why) = mismatch(&r, method, want(row)) {
             failures.push(format!(
                 "({route:?} = {method} {path}, {token_kind}): {why}"
@@ -320,7 +295,7 @@ fn near_miss_of_a_valid_token_is_401_everywhere() {
 #[test]
 fn revoked_token_is_401_everywhere() {
     let fx = fixture();
-    let (id, secret) = admin_create_token(&fx.srv, "write");
+    let (id, secret) = create_token(&fx.srv, "extra", "write", None);
     let r = fx.srv.req("PUT", "/v1/kv/p/k", Some(&secret), b"v");
     assert_eq!(r.status, 201, "token works before revocation: {}", r.text());
     let r = fx.srv.req(
@@ -352,19 +327,146 @@ fn bearer_without_a_token_is_401_everywhere() {
 }
 
 #[test]
-fn health_needs_no_token() {
-    let srv = Server::start(json!({}));
-    let r = srv.req("GET", "/health", None, b"");
+fn basic_auth_with_an_empty_user_and_the_token_as_password_works() {
+    let (srv, write, _) = InProc::with_p(json!({}));
+    put_ok(&srv, "/v1/kv/p/k", b"v");
+    let auth = basic(&format!(":{write}"));
+    let r = srv.req_h("GET", "/v1/kv/p/k", None, &[("Authorization", &auth)], b"");
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(r.header("content-type"), Some("application/json"));
-    assert_eq!(r.json(), json!({"status":"ok","version":"0.1.0"}));
+    assert_eq!(r.body, b"v");
 }
 
-// ---------------------------------------------------------------- secrets never leak
+#[test]
+fn basic_auth_with_the_token_as_user_and_an_empty_password_works() {
+    let (srv, write, _) = InProc::with_p(json!({}));
+    let auth = basic(&format!("{write}:"));
+    let r = srv.req_h("PUT", "/v1/kv/p/k", None, &[("Authorization", &auth)], b"v");
+    assert_json(&r, 201);
+    assert_eq!(get_as(&srv, ADMIN, "/v1/kv/p/k").body, b"v");
+}
 
-const CFG_WRITE: &str = "cfg-write-secret-0123456789";
+#[test]
+fn basic_auth_with_any_user_and_the_token_as_password_works() {
+    let (srv, _, read) = InProc::with_p(json!({}));
+    put_ok(&srv, "/v1/kv/p/k", b"v");
+    let auth = basic(&format!("pi:{read}"));
+    let r = srv.req_h("GET", "/v1/kv/p/k", None, &[("Authorization", &auth)], b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.body, b"v");
+}
+
+#[test]
+fn basic_auth_with_a_wrong_password_is_401() {
+    let (srv, write, _) = InProc::with_p(json!({}));
+    for creds in [
+        "pi:wrong-token-0123456789".to_string(),
+        format!("{write}:wrong-token-0123456789"),
+        format!(":{write}x"),
+    ] {
+        let auth = basic(&creds);
+        let r = srv.req_h("GET", "/v1/kv/p/k", None, &[("Authorization", &auth)], b"");
+        r.assert_error(401, "unauthorized");
+    }
+}
+
+#[test]
+fn basic_auth_with_the_admin_token_reaches_admin_routes() {
+    let (srv, _, _) = InProc::with_p(json!({}));
+    let auth = basic(&format!(":{ADMIN}"));
+    let r = srv.req_h(
+        "GET",
+        "/v1/projects/p",
+        None,
+        &[("Authorization", &auth)],
+        b"",
+    );
+    assert_json(&r, 200);
+    assert_eq!(r.json()["name"], "p");
+}
+
+#[test]
+fn x_api_key_header_authenticates() {
+    let (srv, write, _) = InProc::with_p(json!({}));
+    let r = srv.req_h("PUT", "/v1/kv/p/k", None, &[("X-API-Key", &write)], b"v");
+    assert_json(&r, 201);
+    let r = srv.req_h("GET", "/v1/kv/p/k", None, &[("X-API-Key", &write)], b"");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, b"v");
+}
+
+#[test]
+fn x_api_key_read_token_cannot_write() {
+    let (srv, _, read) = InProc::with_p(json!({}));
+    let r = srv.req_h("PUT", "/v1/kv/p/k", None, &[("X-API-Key", &read)], b"v");
+    r.assert_error(403, "forbidden");
+}
+
+#[test]
+fn x_api_key_is_ignored_when_an_authorization_header_is_present() {
+    let (srv, write, _) = InProc::with_p(json!({}));
+    put_ok(&srv, "/v1/kv/p/k", b"v");
+    let r = srv.req_h(
+        "GET",
+        "/v1/kv/p/k",
+        Some("not-a-valid-token-0123456789"),
+        &[("X-API-Key", &write)],
+        b"",
+    );
+    r.assert_error(401, "unauthorized");
+}
+
+#[test]
+fn every_401_carries_a_bearer_then_a_basic_challenge() {
+    let (srv, _, _) = InProc::with_p(json!({}));
+    let wrong = "not-a-valid-token-0123456789";
+    let basic_wrong = basic(&format!(":{wrong}"));
+    let bearer_wrong = format!("Bearer {wrong}");
+    let cases: Vec<Vec<(&str, &str)>> = vec![
+        vec![],
+        vec![("Authorization", bearer_wrong.as_str())],
+        vec![("Authorization", basic_wrong.as_str())],
+        vec![("Authorization", "Basic !!!")],
+        vec![("X-API-Key", wrong)],
+    ];
+    for headers in cases {
+        for path in ["/v1/kv/p/k", "/v1/projects", "/metrics"] {
+            let r = srv.req_h("GET", path, None, &headers, b"");
+            r.assert_error(401, "unauthorized");
+            assert_eq!(
+                challenges(&r),
+                vec!["Bearer", "Basic realm=\"pykv\""],
+                "{path} {headers:?}: {:?}",
+                r.headers
+            );
+        }
+    }
+}
+
+#[test]
+fn curl_u_with_the_token_as_password_or_user_reads_a_key() {
+    let (srv, write, _) = Server::with_p(json!({}));
+    put_ok(&srv, "/v1/kv/p/greeting", b"hello world");
+    let target = format!("{}/v1/kv/p/greeting", srv.url());
+    let r = curl(&["-u", &format!(":{write}"), &target]);
+    assert_eq!(r.stdout, "hello world");
+    let r = curl(&["-u", &format!("{write}:"), &target]);
+    assert_eq!(r.stdout, "hello world");
+    let r = curl(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-u",
+        "pi:wrong",
+        &target,
+    ]);
+    assert_eq!(r.stdout, "401");
+}
+
 const CFG_READ: &str = "cfg-read-secret-0123456789abc";
+
 const WRONG: &str = "wrong-secret-ZYXWVUTSRQ9876543210";
+
 const WRONG_GENERATED_SHAPE: &str = "pykv_fedcba9876543210fedcba9876543210";
 
 #[test]
@@ -383,8 +485,8 @@ fn no_secret_appears_in_the_log_or_in_any_non_creation_response() {
     let (p_write, p_read) = create_project(&srv, "p");
     let (q_write, q_read) = create_project(&srv, "q");
     secrets.extend([p_write.clone(), p_read.clone(), q_write.clone(), q_read]);
-    let (kept_id, kept) = admin_create_token(&srv, "write");
-    let (revoked_id, revoked) = admin_create_token(&srv, "read");
+    let (kept_id, kept) = create_token(&srv, "extra", "write", None);
+    let (revoked_id, revoked) = create_token(&srv, "extra", "read", None);
     secrets.extend([kept.clone(), revoked.clone()]);
     let r = srv.req(
         "DELETE",

@@ -14,7 +14,7 @@ use std::thread;
 use std::time::Duration;
 
 /// No command here should take long; a hung process fails its test instead of the run.
-const RUN_LIMIT: Duration = Duration::from_secs(15);
+const CLI_LIMIT: Duration = Duration::from_secs(15);
 
 fn command(args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(bin());
@@ -30,13 +30,13 @@ fn command(args: &[&str], env: &[(&str, &str)]) -> Command {
     cmd
 }
 
-/// Run to completion (killed after `RUN_LIMIT`, then `code` is None).
-fn run_env(args: &[&str], env: &[(&str, &str)]) -> Run {
-    run_within(&mut command(args, env), RUN_LIMIT)
+/// Run to completion (killed after `CLI_LIMIT`, then `code` is None).
+fn run_cli_env(args: &[&str], env: &[(&str, &str)]) -> Run {
+    run_within(&mut command(args, env), CLI_LIMIT)
 }
 
-fn run(args: &[&str]) -> Run {
-    run_env(args, &[])
+fn run_cli(args: &[&str]) -> Run {
+    run_cli_env(args, &[])
 }
 
 fn write_config(dir: &TempDir, cfg: &serde_json::Value) -> PathBuf {
@@ -61,7 +61,7 @@ fn valid_config(dir: &TempDir, extra: serde_json::Value) -> serde_json::Value {
 fn check_config(cfg: &serde_json::Value) -> (Run, PathBuf, TempDir) {
     let dir = TempDir::new();
     let path = write_config(&dir, cfg);
-    let out = run(&["--check-config", path.to_str().unwrap()]);
+    let out = run_cli(&["--check-config", path.to_str().unwrap()]);
     (out, path, dir)
 }
 
@@ -79,15 +79,6 @@ fn assert_one_line_error(out: &Run, prefix: &str) -> String {
     assert!(lines[0].starts_with(prefix), "stderr: {:?}", out.stderr);
     assert!(out.stderr.ends_with('\n'), "stderr: {:?}", out.stderr);
     lines[0].to_string()
-}
-
-fn is_generated_secret(s: &str) -> bool {
-    s.strip_prefix("pykv_").is_some_and(|hex| {
-        hex.len() == 32
-            && hex
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    })
 }
 
 /// A server process started by a test, killed (by its own PID) on drop.
@@ -163,21 +154,21 @@ fn health_status(addr: &str) -> u16 {
 
 #[test]
 fn version_prints_name_and_version() {
-    let out = run(&["--version"]);
+    let out = run_cli(&["--version"]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert_eq!(out.stdout, "pykv 0.1.0\n");
 }
 
 #[test]
 fn help_exits_zero_and_mentions_config() {
-    let out = run(&["--help"]);
+    let out = run_cli(&["--help"]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert!(out.stdout.contains("--config"), "{}", out.stdout);
 }
 
 #[test]
 fn token_prints_a_generated_secret_and_a_newline() {
-    let out = run(&["token"]);
+    let out = run_cli(&["token"]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let secret = out.stdout.strip_suffix('\n').expect("ends with a newline");
     assert!(is_generated_secret(secret), "{:?}", out.stdout);
@@ -185,8 +176,8 @@ fn token_prints_a_generated_secret_and_a_newline() {
 
 #[test]
 fn token_differs_between_runs() {
-    let a = run(&["token"]).stdout;
-    let b = run(&["token"]).stdout;
+    let a = run_cli(&["token"]).stdout;
+    let b = run_cli(&["token"]).stdout;
     assert!(is_generated_secret(a.trim_end()), "{a:?}");
     assert_ne!(a, b);
 }
@@ -222,7 +213,7 @@ fn check_config_accepts_every_documented_field() {
     });
     let path = write_config(&dir, &cfg);
     let path = path.to_str().unwrap();
-    let out = run(&["--check-config", path]);
+    let out = run_cli(&["--check-config", path]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert_eq!(out.stdout, format!("config OK: {path}\n"));
 }
@@ -274,7 +265,7 @@ fn check_config_rejects_invalid_json() {
     let dir = TempDir::new();
     let path = dir.path().join("config.json");
     std::fs::write(&path, "{ \"listen\": ").unwrap();
-    let out = run(&["--check-config", path.to_str().unwrap()]);
+    let out = run_cli(&["--check-config", path.to_str().unwrap()]);
     assert_one_line_error(&out, "pykv: config error: ");
 }
 
@@ -282,7 +273,7 @@ fn check_config_rejects_invalid_json() {
 fn check_config_on_a_missing_file_exits_2() {
     let dir = TempDir::new();
     let path = dir.path().join("absent.json");
-    let out = run(&["--check-config", path.to_str().unwrap()]);
+    let out = run_cli(&["--check-config", path.to_str().unwrap()]);
     assert_one_line_error(&out, "pykv: ");
 }
 
@@ -295,7 +286,7 @@ fn start_on_a_port_in_use_exits_2_naming_the_address() {
     let addr = taken.local_addr().unwrap().to_string();
     let dir = TempDir::new();
     let path = write_config(&dir, &valid_config(&dir, json!({ "listen": addr })));
-    let out = run(&["--config", path.to_str().unwrap()]);
+    let out = run_cli(&["--config", path.to_str().unwrap()]);
     assert_eq!(out.code, Some(2), "stderr: {}", out.stderr);
     assert!(!out.stderr.contains("listening on"), "{}", out.stderr);
     let errors: Vec<&str> = out

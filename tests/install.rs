@@ -2,40 +2,21 @@
 //! binary cargo built for these tests: files and modes, a second run changing nothing, an edited
 //! config kept, `--uninstall` keeping config and data, and clear errors. Never `--systemd`.
 
+mod common;
+use common::TempDir;
+
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// install.sh copies one binary and writes two small files: far less than this.
-const RUN_LIMIT: Duration = Duration::from_secs(30);
+const INSTALL_LIMIT: Duration = Duration::from_secs(30);
 
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
-
-/// A temporary directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let dir = std::env::temp_dir().join(format!("pykv-install-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create temp dir");
-        TempDir(dir)
-    }
-
-    /// The install prefix: not created beforehand, so install.sh must make it.
-    fn prefix(&self) -> PathBuf {
-        self.0.join("prefix")
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// The install prefix in `tmp`: not created beforehand, so install.sh must make it.
+fn prefix_in(tmp: &TempDir) -> PathBuf {
+    tmp.path().join("prefix")
 }
 
 fn install_sh() -> PathBuf {
@@ -46,7 +27,7 @@ fn built_binary() -> &'static str {
     env!("CARGO_BIN_EXE_pykv")
 }
 
-/// `bash install.sh ARGS`, killed (by its own PID) if it outlives `RUN_LIMIT`.
+/// `bash install.sh ARGS`, killed (by its own PID) if it outlives `INSTALL_LIMIT`.
 fn run_install(args: &[&str]) -> Output {
     let mut child = Command::new("bash")
         .arg(install_sh())
@@ -58,10 +39,10 @@ fn run_install(args: &[&str]) -> Output {
         .expect("spawn bash install.sh");
     let start = Instant::now();
     while child.try_wait().expect("wait for install.sh").is_none() {
-        if start.elapsed() > RUN_LIMIT {
+        if start.elapsed() > INSTALL_LIMIT {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("install.sh {args:?} did not finish within {RUN_LIMIT:?}");
+            panic!("install.sh {args:?} did not finish within {INSTALL_LIMIT:?}");
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -146,7 +127,7 @@ fn expected_config(prefix: &Path) -> String {
 #[test]
 fn prefix_install_puts_binary_config_and_data_dir_in_place() {
     let tmp = TempDir::new();
-    let prefix = tmp.prefix();
+    let prefix = prefix_in(&tmp);
     install(&prefix);
 
     let bin = prefix.join("bin/pykv");
@@ -176,7 +157,7 @@ fn prefix_install_puts_binary_config_and_data_dir_in_place() {
 #[test]
 fn installed_config_passes_check_config() {
     let tmp = TempDir::new();
-    let prefix = tmp.prefix();
+    let prefix = prefix_in(&tmp);
     install(&prefix);
     let config = prefix.join("etc/pykv/config.json");
     let out = Command::new(prefix.join("bin/pykv"))
@@ -195,7 +176,7 @@ fn installed_config_passes_check_config() {
 #[test]
 fn second_run_changes_nothing() {
     let tmp = TempDir::new();
-    let prefix = tmp.prefix();
+    let prefix = prefix_in(&tmp);
     install(&prefix);
     let before = tree(&tmp.0);
     let stdout = install(&prefix);
@@ -219,7 +200,7 @@ fn second_run_changes_nothing() {
 #[test]
 fn rerun_keeps_an_edited_config_and_the_data() {
     let tmp = TempDir::new();
-    let prefix = tmp.prefix();
+    let prefix = prefix_in(&tmp);
     install(&prefix);
     let config = prefix.join("etc/pykv/config.json");
     let edited = "{ \"listen\": \"0.0.0.0:9090\", \"persistence\": \"interval\" }\n";
@@ -237,7 +218,7 @@ fn rerun_keeps_an_edited_config_and_the_data() {
 #[test]
 fn uninstall_removes_the_binary_and_keeps_config_and_data() {
     let tmp = TempDir::new();
-    let prefix = tmp.prefix();
+    let prefix = prefix_in(&tmp);
     install(&prefix);
     let snapshot = prefix.join("var/lib/pykv/demo.json");
     std::fs::write(&snapshot, "not really a snapshot\n").unwrap();
@@ -268,7 +249,7 @@ fn uninstall_removes_the_binary_and_keeps_config_and_data() {
 #[test]
 fn unknown_option_fails_clearly_and_changes_nothing() {
     let tmp = TempDir::new();
-    let prefix = tmp.prefix();
+    let prefix = prefix_in(&tmp);
     let out = run_install(&[
         "--prefix",
         prefix.to_str().unwrap(),
@@ -315,7 +296,7 @@ fn unwritable_prefix_fails_before_any_step() {
 #[test]
 fn missing_binary_fails_clearly() {
     let tmp = TempDir::new();
-    let prefix = tmp.prefix();
+    let prefix = prefix_in(&tmp);
     let missing = tmp.0.join("no-such-pykv");
     let out = run_install(&[
         "--prefix",

@@ -1,31 +1,18 @@
-//! Persistence: snapshots survive restarts and crashes, memory mode keeps nothing, a failed save
-//! is undone, corrupt snapshots stop start-up, and the admin token is generated and kept.
-//!
-//! Every server here is started through `tests/common` and ended by its own PID. The disk-failure
-//! tests mount a small tmpfs (as root) or make the data directory read-only (as another user).
+//! Persistence: projects, tokens, keys and versions across restarts in each mode, per-project
+//! files and their modes, corrupt snapshots that stop start-up, `--check-data`, and the
+//! generated admin token. The real binary, each with its own temporary data directory, ended by
+//! its own PID.
 
 mod common;
-use common::disk::{align_journal, current_journal, Disk};
 use common::*;
 
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::io::Write;
-use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-// ---------------------------------------------------------------------------------------------
-// Helpers
-// ---------------------------------------------------------------------------------------------
-
-fn snapshot(srv: &Server, project: &str) -> PathBuf {
-    srv.data_dir().join(format!("{project}.json"))
-}
+use std::time::Duration;
 
 fn mode_of(path: &Path) -> u32 {
     std::fs::metadata(path)
@@ -33,51 +20,6 @@ fn mode_of(path: &Path) -> u32 {
         .permissions()
         .mode()
         & 0o777
-}
-
-/// Names of the files in `dir` ending with `.tmp`.
-fn tmp_files(dir: &Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".tmp"))
-        .collect()
-}
-
-fn put(srv: &Server, token: &str, key: &str, body: &[u8]) -> Resp {
-    srv.req("PUT", &format!("/v1/kv/p/{key}"), Some(token), body)
-}
-
-fn get(srv: &Server, token: &str, key: &str) -> Resp {
-    srv.req("GET", &format!("/v1/kv/p/{key}"), Some(token), b"")
-}
-
-fn admin_json(srv: &Server, method: &str, path: &str, body: Value) -> Resp {
-    let bytes = if body.is_null() {
-        Vec::new()
-    } else {
-        serde_json::to_vec(&body).unwrap()
-    };
-    srv.req(method, path, Some(ADMIN), &bytes)
-}
-
-/// Assert a successful PUT answer for `key` in project `p`; returns its version (the ETag).
-fn assert_put(r: &Resp, status: u16, key: &str) -> u64 {
-    assert_eq!(r.status, status, "body: {}", r.text());
-    let j = r.json();
-    let version = j["version"]
-        .as_u64()
-        .unwrap_or_else(|| panic!("no version: {j}"));
-    assert_eq!(j, json!({"project": "p", "key": key, "version": version}));
-    assert_eq!(r.header("etag"), Some(format!("\"{version}\"").as_str()));
-    version
-}
-
-fn assert_value(r: &Resp, body: &[u8], content_type: &str, version: u64) {
-    assert_eq!(r.status, 200, "body: {}", r.text());
-    assert_eq!(r.body, body);
-    assert_eq!(r.header("content-type"), Some(content_type));
-    assert_eq!(r.header("etag"), Some(format!("\"{version}\"").as_str()));
 }
 
 /// Run a command to completion within `limit` (killed by its PID after that); returns
@@ -116,35 +58,6 @@ fn line_column(text: &str) -> Option<(u64, u64)> {
     Some((digits(l)?, digits(c)?))
 }
 
-/// A small xorshift generator: reproducible from the printed seed.
-struct Rng(u64);
-
-impl Rng {
-    fn from_time() -> Rng {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64;
-        Rng(nanos | 1)
-    }
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn bytes(&mut self, len: usize) -> Vec<u8> {
-        (0..len).map(|_| self.next() as u8).collect()
-    }
-}
-
-fn all_bytes() -> Vec<u8> {
-    (0..=255u8).collect()
-}
-
 // ---------------------------------------------------------------------------------------------
 // A populated project, checked again after a restart
 // ---------------------------------------------------------------------------------------------
@@ -152,7 +65,7 @@ fn all_bytes() -> Vec<u8> {
 const TEXT_TYPE: &str = "text/plain; charset=utf-8";
 
 /// Project `p` with tokens (one created later, one revoked) and keys of every kind.
-struct Fixture {
+struct Populated {
     write: String,
     read: String,
     later: String,
@@ -164,25 +77,10 @@ struct Fixture {
     listing: Value,
 }
 
-fn create_token(srv: &Server, label: &str, access: &str) -> (String, String) {
-    let r = admin_json(
-        srv,
-        "POST",
-        "/v1/projects/p/tokens",
-        json!({"label": label, "access": access}),
-    );
-    assert_eq!(r.status, 201, "{}", r.text());
-    let j = r.json();
-    (
-        j["id"].as_str().unwrap().to_string(),
-        j["secret"].as_str().unwrap().to_string(),
-    )
-}
-
-fn populate(srv: &Server) -> Fixture {
+fn populate(srv: &Server) -> Populated {
     let (write, read) = create_project(srv, "p");
-    let (_, later) = create_token(srv, "later", "write");
-    let (revoked_id, revoked) = create_token(srv, "revoked", "read");
+    let (_, later) = create_token(srv, "later", "write", None);
+    let (revoked_id, revoked) = create_token(srv, "revoked", "read", None);
     let r = srv.req(
         "DELETE",
         &format!("/v1/projects/p/tokens/{revoked_id}"),
@@ -194,7 +92,7 @@ fn populate(srv: &Server) -> Fixture {
     let mut versions = HashMap::new();
     versions.insert(
         "bin",
-        assert_put(&put(srv, &write, "bin", &all_bytes()), 201, "bin"),
+        assert_put(&put_key(srv, &write, "bin", &all_bytes()), 201, "bin"),
     );
     let r = srv.req_h(
         "PUT",
@@ -214,13 +112,13 @@ fn populate(srv: &Server) -> Fixture {
     versions.insert("dir%2Fsub", assert_put(&r, 201, "dir/sub"));
     versions.insert(
         "empty",
-        assert_put(&put(srv, &write, "empty", b""), 201, "empty"),
+        assert_put(&put_key(srv, &write, "empty", b""), 201, "empty"),
     );
     let mut last = 0;
     for (i, v) in ["v1", "v2", "v3"].iter().enumerate() {
         let status = if i == 0 { 201 } else { 200 };
         let version = assert_put(
-            &put(srv, &write, "versioned", v.as_bytes()),
+            &put_key(srv, &write, "versioned", v.as_bytes()),
             status,
             "versioned",
         );
@@ -228,7 +126,7 @@ fn populate(srv: &Server) -> Fixture {
         last = version;
     }
     versions.insert("versioned", last);
-    assert_put(&put(srv, &write, "gone", b"soon deleted"), 201, "gone");
+    assert_put(&put_key(srv, &write, "gone", b"soon deleted"), 201, "gone");
     let r = srv.req("DELETE", "/v1/kv/p/gone", Some(&write), b"");
     assert_eq!(r.status, 204, "{}", r.text());
 
@@ -238,7 +136,7 @@ fn populate(srv: &Server) -> Fixture {
     assert_eq!(tokens.status, 200, "{}", tokens.text());
     let listing = srv.req("GET", "/v1/kv/p?limit=1000", Some(&read), b"");
     assert_eq!(listing.status, 200, "{}", listing.text());
-    Fixture {
+    Populated {
         write,
         read,
         later,
@@ -250,7 +148,7 @@ fn populate(srv: &Server) -> Fixture {
     }
 }
 
-fn assert_fixture_survived(srv: &Server, f: &Fixture) {
+fn assert_fixture_survived(srv: &Server, f: &Populated) {
     let r = admin_json(srv, "GET", "/v1/projects/p", Value::Null);
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json(), f.project);
@@ -267,14 +165,23 @@ fn assert_fixture_survived(srv: &Server, f: &Fixture) {
         ("versioned", b"v3", "application/octet-stream"),
     ];
     for (key, body, content_type) in expected {
-        assert_value(&get(srv, &f.read, key), body, content_type, f.versions[key]);
+        assert_value(
+            &get_key(srv, &f.read, key),
+            body,
+            content_type,
+            f.versions[key],
+        );
     }
-    get(srv, &f.read, "gone").assert_error(404, "key_not_found");
+    get_key(srv, &f.read, "gone").assert_error(404, "key_not_found");
 
-    get(srv, &f.revoked, "bin").assert_error(401, "unauthorized");
-    put(srv, &f.read, "new", b"x").assert_error(403, "forbidden");
-    assert_put(&put(srv, &f.later, "new", b"x"), 201, "new");
-    let version = assert_put(&put(srv, &f.write, "versioned", b"v4"), 200, "versioned");
+    get_key(srv, &f.revoked, "bin").assert_error(401, "unauthorized");
+    put_key(srv, &f.read, "new", b"x").assert_error(403, "forbidden");
+    assert_put(&put_key(srv, &f.later, "new", b"x"), 201, "new");
+    let version = assert_put(
+        &put_key(srv, &f.write, "versioned", b"v4"),
+        200,
+        "versioned",
+    );
     assert!(
         version > f.versions["versioned"],
         "version {version} after a restart"
@@ -308,10 +215,10 @@ fn interval_restart_after_sigterm_keeps_everything() {
 fn sigterm_writes_dirty_interval_projects_before_exiting() {
     let srv = Server::start(json!({"persistence": "interval", "interval_ms": 600000}));
     let (write, read) = create_project(&srv, "p");
-    let version = assert_put(&put(&srv, &write, "k", b"at shutdown"), 201, "k");
+    let version = assert_put(&put_key(&srv, &write, "k", b"at shutdown"), 201, "k");
     let srv = srv.restart();
     assert_value(
-        &get(&srv, &read, "k"),
+        &get_key(&srv, &read, "k"),
         b"at shutdown",
         "application/octet-stream",
         version,
@@ -323,7 +230,7 @@ fn sigterm_writes_dirty_interval_projects_before_exiting() {
 fn sigint_exits_0_and_keeps_interval_data() {
     let mut srv = Server::start(json!({"persistence": "interval", "interval_ms": 600000}));
     let (write, read) = create_project(&srv, "p");
-    let version = assert_put(&put(&srv, &write, "k", b"at sigint"), 201, "k");
+    let version = assert_put(&put_key(&srv, &write, "k", b"at sigint"), 201, "k");
     srv.signal("INT");
     assert_eq!(
         srv.wait_exit(Duration::from_secs(20)),
@@ -333,7 +240,7 @@ fn sigint_exits_0_and_keeps_interval_data() {
     );
     let srv = srv.restart();
     assert_value(
-        &get(&srv, &read, "k"),
+        &get_key(&srv, &read, "k"),
         b"at sigint",
         "application/octet-stream",
         version,
@@ -345,8 +252,8 @@ fn sigint_exits_0_and_keeps_interval_data() {
 fn memory_mode_keeps_nothing_across_restart() {
     let srv = Server::start(json!({"persistence": "memory"}));
     let (write, _) = create_project(&srv, "p");
-    assert_put(&put(&srv, &write, "k", b"v"), 201, "k");
-    assert!(!snapshot(&srv, "p").exists());
+    assert_put(&put_key(&srv, &write, "k", b"v"), 201, "k");
+    assert!(!srv.snapshot("p").exists());
     let srv = srv.restart();
     admin_json(&srv, "GET", "/v1/projects/p", Value::Null).assert_error(404, "project_not_found");
     assert_eq!(
@@ -361,12 +268,12 @@ fn memory_mode_keeps_nothing_across_restart() {
 fn interval_mode_writes_within_the_interval_without_a_signal() {
     let mut srv = Server::start(json!({"persistence": "interval", "interval_ms": 200}));
     let (write, read) = create_project(&srv, "p");
-    let version = assert_put(&put(&srv, &write, "k", b"periodic"), 201, "k");
+    let version = assert_put(&put_key(&srv, &write, "k", b"periodic"), 201, "k");
     std::thread::sleep(Duration::from_millis(700));
     srv.kill9();
     let srv = srv.restart();
     assert_value(
-        &get(&srv, &read, "k"),
+        &get_key(&srv, &read, "k"),
         b"periodic",
         "application/octet-stream",
         version,
@@ -393,8 +300,8 @@ fn memory_project_in_sync_server_has_no_file_and_is_gone_after_restart() {
     let r = admin_json(&srv, "POST", "/v1/projects", json!({"name": "s"}));
     assert_eq!(r.status, 201, "{}", r.text());
     assert_eq!(r.json()["persistence"], "sync");
-    assert!(!snapshot(&srv, "m").exists());
-    assert!(snapshot(&srv, "s").exists());
+    assert!(!srv.snapshot("m").exists());
+    assert!(srv.snapshot("s").exists());
     let srv = srv.restart();
     admin_json(&srv, "GET", "/v1/projects/m", Value::Null).assert_error(404, "project_not_found");
     let r = admin_json(&srv, "GET", "/v1/projects/s", Value::Null);
@@ -405,8 +312,8 @@ fn memory_project_in_sync_server_has_no_file_and_is_gone_after_restart() {
 fn patch_to_memory_removes_the_snapshot_file() {
     let srv = Server::start(json!({"persistence": "sync"}));
     let (write, _) = create_project(&srv, "p");
-    assert_put(&put(&srv, &write, "k", b"v"), 201, "k");
-    assert!(snapshot(&srv, "p").exists());
+    assert_put(&put_key(&srv, &write, "k", b"v"), 201, "k");
+    assert!(srv.snapshot("p").exists());
     let r = admin_json(
         &srv,
         "PATCH",
@@ -415,7 +322,7 @@ fn patch_to_memory_removes_the_snapshot_file() {
     );
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["persistence"], "memory");
-    assert!(!snapshot(&srv, "p").exists());
+    assert!(!srv.snapshot("p").exists());
 }
 
 /// A memory project switched to sync is saved before the PATCH is answered.
@@ -438,7 +345,7 @@ fn patch_memory_project_to_sync_writes_its_file() {
         .as_str()
         .unwrap()
         .to_string();
-    let version = assert_put(&put(&srv, &write, "k", b"was memory"), 201, "k");
+    let version = assert_put(&put_key(&srv, &write, "k", b"was memory"), 201, "k");
     let r = admin_json(
         &srv,
         "PATCH",
@@ -446,12 +353,12 @@ fn patch_memory_project_to_sync_writes_its_file() {
         json!({"persistence": "sync"}),
     );
     assert_eq!(r.status, 200, "{}", r.text());
-    assert!(snapshot(&srv, "p").exists());
+    assert!(srv.snapshot("p").exists());
     let mut srv = srv;
     srv.kill9();
     let srv = srv.restart();
     assert_value(
-        &get(&srv, &write, "k"),
+        &get_key(&srv, &write, "k"),
         b"was memory",
         "application/octet-stream",
         version,
@@ -462,10 +369,10 @@ fn patch_memory_project_to_sync_writes_its_file() {
 fn deleting_a_project_deletes_its_snapshot() {
     let srv = Server::start(json!({"persistence": "sync"}));
     create_project(&srv, "p");
-    assert!(snapshot(&srv, "p").exists());
+    assert!(srv.snapshot("p").exists());
     let r = srv.req("DELETE", "/v1/projects/p", Some(ADMIN), b"");
     assert_eq!(r.status, 204, "{}", r.text());
-    assert!(!snapshot(&srv, "p").exists());
+    assert!(!srv.snapshot("p").exists());
     let srv = srv.restart();
     admin_json(&srv, "GET", "/v1/projects/p", Value::Null).assert_error(404, "project_not_found");
 }
@@ -474,9 +381,9 @@ fn deleting_a_project_deletes_its_snapshot() {
 fn data_dir_is_0700_and_snapshots_are_0600() {
     let srv = Server::start(json!({"persistence": "sync"}));
     let (write, _) = create_project(&srv, "p");
-    assert_put(&put(&srv, &write, "k", b"v"), 201, "k");
+    assert_put(&put_key(&srv, &write, "k", b"v"), 201, "k");
     assert_eq!(mode_of(&srv.data_dir()), 0o700);
-    assert_eq!(mode_of(&snapshot(&srv, "p")), 0o600);
+    assert_eq!(mode_of(&srv.snapshot("p")), 0o600);
 }
 
 /// `{"pykv_snapshot": 1, "project": {...}, "keys": [...]}` with each key on its own line, as a
@@ -485,11 +392,15 @@ fn data_dir_is_0700_and_snapshots_are_0600() {
 fn snapshot_is_json_with_one_key_per_line() {
     let srv = Server::start(json!({"persistence": "sync", "compaction_min_bytes": 1}));
     let (write, _) = create_project(&srv, "p");
-    assert_put(&put(&srv, &write, "b", b"line1\nline2\n"), 201, "b");
-    assert_put(&put(&srv, &write, "c", b""), 201, "c");
+    assert_put(&put_key(&srv, &write, "b", b"line1\nline2\n"), 201, "b");
+    assert_put(&put_key(&srv, &write, "c", b""), 201, "c");
     // Larger than the snapshot so far: the journal outgrows it and is compacted.
-    assert_put(&put(&srv, &write, "a", &all_bytes().repeat(8)), 201, "a");
-    let read = || std::fs::read_to_string(snapshot(&srv, "p")).expect("snapshot is UTF-8");
+    assert_put(
+        &put_key(&srv, &write, "a", &all_bytes().repeat(8)),
+        201,
+        "a",
+    );
+    let read = || std::fs::read_to_string(srv.snapshot("p")).expect("snapshot is UTF-8");
     let compacted = wait_until(Duration::from_secs(5), || {
         serde_json::from_str::<Value>(&read())
             .is_ok_and(|j| j["keys"].as_array().map(Vec::len) == Some(3))
@@ -513,7 +424,7 @@ fn snapshot_is_json_with_one_key_per_line() {
 fn leftover_tmp_files_are_removed_and_ignored_at_start() {
     let mut srv = Server::start(json!({"persistence": "sync"}));
     let (write, _) = create_project(&srv, "p");
-    let version = assert_put(&put(&srv, &write, "k", b"kept"), 201, "k");
+    let version = assert_put(&put_key(&srv, &write, "k", b"kept"), 201, "k");
     srv.stop();
     let data = srv.data_dir();
     std::fs::write(
@@ -525,7 +436,7 @@ fn leftover_tmp_files_are_removed_and_ignored_at_start() {
     let srv = srv.restart();
     assert_eq!(tmp_files(&data), Vec::<String>::new());
     assert_value(
-        &get(&srv, &write, "k"),
+        &get_key(&srv, &write, "k"),
         b"kept",
         "application/octet-stream",
         version,
@@ -540,403 +451,6 @@ fn leftover_tmp_files_are_removed_and_ignored_at_start() {
     assert_eq!(names, vec![json!("p")]);
 }
 
-// ---------------------------------------------------------------------------------------------
-// Crashes
-// ---------------------------------------------------------------------------------------------
-
-/// What the writers know about one key.
-#[derive(Clone, Default)]
-struct KeyModel {
-    /// State after the last acknowledged operation (None = absent).
-    acked: Option<Vec<u8>>,
-    /// The operation sent after that without an answer (Some(None) = a DELETE).
-    pending: Option<Option<Vec<u8>>>,
-}
-
-fn describe(v: &Option<Vec<u8>>) -> String {
-    match v {
-        None => "absent".to_string(),
-        Some(b) => {
-            let hash = b.iter().fold(0xcbf29ce484222325u64, |h, &x| {
-                (h ^ x as u64).wrapping_mul(0x100000001b3)
-            });
-            format!("{} bytes (fnv {hash:016x})", b.len())
-        }
-    }
-}
-
-fn connect(addr: &str) -> Result<TcpStream, String> {
-    let s = TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
-    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
-    s.set_nodelay(true).unwrap();
-    Ok(s)
-}
-
-/// One writer: random PUT/DELETE on its own keys until the server dies. Returns its model and
-/// the number of acknowledged operations, or what went wrong before the kill.
-fn writer(
-    addr: String,
-    token: String,
-    mut model: HashMap<String, KeyModel>,
-    seed: u64,
-    keep_alive: bool,
-    killed: Arc<AtomicBool>,
-) -> (HashMap<String, KeyModel>, Result<usize, String>) {
-    let mut rng = Rng(seed | 1);
-    let mut keys: Vec<String> = model.keys().cloned().collect();
-    keys.sort();
-    let mut conn: Option<TcpStream> = None;
-    let mut acks = 0;
-    loop {
-        let key = &keys[rng.below(keys.len() as u64) as usize];
-        let value = if rng.below(10) < 7 {
-            let len = rng.below(1500) as usize;
-            Some(rng.bytes(len))
-        } else {
-            None
-        };
-        let m = model.get_mut(key).unwrap();
-        let method = if value.is_some() { "PUT" } else { "DELETE" };
-        let body = value.clone().unwrap_or_default();
-        let req = request_bytes(method, &format!("/v1/kv/p/{key}"), Some(&token), &[], &body);
-        m.pending = Some(value.clone());
-        let mut send = || -> Result<Resp, String> {
-            if conn.is_none() {
-                conn = Some(connect(&addr)?);
-            }
-            let s = conn.as_mut().unwrap();
-            s.write_all(&req).map_err(|e| format!("write: {e}"))?;
-            read_response(s, false)
-        };
-        let r = match send() {
-            Ok(r) => r,
-            // The kill ends every writer; what it interrupted stays pending.
-            Err(_) if killed.load(Ordering::SeqCst) => return (model, Ok(acks)),
-            Err(e) => {
-                return (
-                    model,
-                    Err(format!("{method} {key} failed before the kill: {e}")),
-                )
-            }
-        };
-        let expected = match (value.is_some(), m.acked.is_some()) {
-            (true, true) => 200,
-            (true, false) => 201,
-            (false, true) => 204,
-            (false, false) => 404,
-        };
-        if r.status != expected {
-            let e = format!(
-                "{method} {key} answered {} (expected {expected}; key was {}): {}",
-                r.status,
-                describe(&m.acked),
-                r.text()
-            );
-            return (model, Err(e));
-        }
-        m.acked = value;
-        m.pending = None;
-        acks += 1;
-        if !keep_alive || r.header("connection") == Some("close") {
-            conn = None;
-        }
-    }
-}
-
-/// sync: every acknowledged write survives SIGKILL with its exact bytes, every acknowledged
-/// delete stays deleted, and no temporary file is left after the restart.
-#[test]
-fn sync_acknowledged_writes_survive_sigkill() {
-    crash_torture(json!({"persistence": "sync"}), false);
-}
-
-/// The same while compactions run all the time (each time the journal outgrows the snapshot):
-/// a kill at any instant of one loses nothing acknowledged.
-#[test]
-fn sync_acknowledged_writes_survive_sigkill_during_compactions() {
-    crash_torture(
-        json!({"persistence": "sync", "compaction_min_bytes": 1}),
-        true,
-    );
-}
-
-/// interval: an answer waits for the journal append, so killing the process (not the machine)
-/// loses no acknowledged write either, compactions or not.
-#[test]
-fn interval_acknowledged_writes_survive_sigkill_during_compactions() {
-    crash_torture(
-        json!({"persistence": "interval", "interval_ms": 50, "compaction_min_bytes": 1}),
-        true,
-    );
-}
-
-/// Writers PUT and DELETE at random until SIGKILL, round after round; after each restart every
-/// key holds its last acknowledged state (or the one in flight), never a rolled-back one. With
-/// `compacting`, the rounds must have seen compactions.
-fn crash_torture(extra: Value, compacting: bool) {
-    const ROUNDS: usize = 20;
-    const WRITERS: usize = 4;
-    const KEYS_PER_WRITER: usize = 8;
-    let test_start = Instant::now();
-    let mut rng = Rng::from_time();
-    println!("crash test seed: {}", rng.0);
-    let dir = Arc::new(TempDir::new());
-    let mut cfg = config(json!({"log_requests": false}));
-    for (k, v) in extra.as_object().unwrap() {
-        cfg[k] = v.clone();
-    }
-    let mut srv = Server::start_raw(cfg.clone(), dir.clone());
-    let (token, _) = create_project(&srv, "p");
-    let mut models: Vec<HashMap<String, KeyModel>> = (0..WRITERS)
-        .map(|w| {
-            (0..KEYS_PER_WRITER)
-                .map(|k| (format!("w{w}-k{k}"), KeyModel::default()))
-                .collect()
-        })
-        .collect();
-    let mut total_acks = 0;
-    let mut rounds = 0;
-    let mut compactions = 0.0;
-    while rounds < ROUNDS && test_start.elapsed() < Duration::from_secs(45) {
-        rounds += 1;
-        let killed = Arc::new(AtomicBool::new(false));
-        let handles: Vec<_> = models
-            .drain(..)
-            .enumerate()
-            .map(|(w, model)| {
-                let (addr, token, killed) = (srv.addr.clone(), token.clone(), killed.clone());
-                let seed = rng.next();
-                std::thread::spawn(move || writer(addr, token, model, seed, w % 2 == 0, killed))
-            })
-            .collect();
-        std::thread::sleep(Duration::from_millis(50 + rng.below(251)));
-        if compacting {
-            compactions += compactions_so_far(&srv);
-        }
-        killed.store(true, Ordering::SeqCst);
-        srv.kill9();
-        for h in handles {
-            let (model, result) = h.join().expect("writer thread");
-            match result {
-                Ok(n) => total_acks += n,
-                Err(e) => panic!("round {rounds}: {e}\nlog:\n{}", srv.log()),
-            }
-            models.push(model);
-        }
-
-        srv = Server::start_raw(cfg.clone(), dir.clone());
-        assert_eq!(
-            tmp_files(&srv.data_dir()),
-            Vec::<String>::new(),
-            "round {rounds}"
-        );
-        for model in models.iter_mut() {
-            for (key, m) in model.iter_mut() {
-                let r = get(&srv, &token, key);
-                let seen = match r.status {
-                    200 => Some(r.body.clone()),
-                    404 => {
-                        r.assert_error(404, "key_not_found");
-                        None
-                    }
-                    _ => panic!(
-                        "round {rounds}: GET {key} answered {}: {}",
-                        r.status,
-                        r.text()
-                    ),
-                };
-                let in_flight = m.pending.as_ref() == Some(&seen);
-                assert!(
-                    seen == m.acked || in_flight,
-                    "round {rounds}: {key} is {} after SIGKILL, but the last acknowledged \
-                     state was {} (in flight: {})",
-                    describe(&seen),
-                    describe(&m.acked),
-                    m.pending.as_ref().map_or("nothing".to_string(), describe),
-                );
-                m.acked = seen;
-                m.pending = None;
-            }
-        }
-    }
-    println!(
-        "crash test: {rounds} rounds, {total_acks} acknowledged operations, {compactions} compactions"
-    );
-    assert!(rounds >= 5, "only {rounds} rounds in the time budget");
-    assert!(total_acks > 0, "no operation was acknowledged");
-    if compacting {
-        assert!(
-            compactions >= rounds as f64,
-            "too few compactions: {compactions}"
-        );
-    }
-    srv.stop();
-}
-
-/// Compactions finished since the server started, from /metrics.
-fn compactions_so_far(srv: &Server) -> f64 {
-    let text = admin_json(srv, "GET", "/metrics", Value::Null).text();
-    text.lines()
-        .find_map(|l| l.strip_prefix("pykv_compactions_total{project=\"p\"} "))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0.0)
-}
-
-// ---------------------------------------------------------------------------------------------
-// Disk failures
-// ---------------------------------------------------------------------------------------------
-
-fn assert_not_saved(r: &Resp, expected: (u16, &str)) {
-    r.assert_error(expected.0, expected.1);
-    let message = r.json()["message"].as_str().unwrap().to_ascii_lowercase();
-    assert!(
-        message.contains("not saved"),
-        "message should say the write was not saved: {message}"
-    );
-}
-
-/// sync: an append that fails answers 507/500, leaves memory, the snapshot and the journal as
-/// they were, and writes work again once space is back.
-#[test]
-fn sync_failed_save_is_rolled_back_and_reported() {
-    let dir = Arc::new(TempDir::new());
-    let disk = Disk::prepare(&dir.path().join("data"));
-    let srv = Server::start_raw(config(json!({"persistence": "sync"})), dir.clone());
-    let (write, _) = create_project(&srv, "p");
-    let version = assert_put(&put(&srv, &write, "k", b"old"), 201, "k");
-    let journal = current_journal(&srv.data_dir(), "p");
-    let before = (
-        std::fs::read(snapshot(&srv, "p")).unwrap(),
-        std::fs::read(&journal).unwrap(),
-    );
-
-    disk.break_writes(&srv);
-    let large: Vec<u8> = all_bytes().into_iter().cycle().take(64 * 1024).collect();
-    assert_not_saved(&put(&srv, &write, "k", &large), disk.expected_error());
-    assert_value(
-        &get(&srv, &write, "k"),
-        b"old",
-        "application/octet-stream",
-        version,
-    );
-    let after = (
-        std::fs::read(snapshot(&srv, "p")).unwrap(),
-        std::fs::read(&journal).unwrap(),
-    );
-    assert!(after == before, "the snapshot or the journal changed");
-
-    disk.repair(&srv);
-    let new_version = assert_put(&put(&srv, &write, "k", &large), 200, "k");
-    assert!(
-        new_version > version,
-        "version {new_version} after {version}"
-    );
-    let srv = srv.restart();
-    assert_value(
-        &get(&srv, &write, "k"),
-        &large,
-        "application/octet-stream",
-        new_version,
-    );
-    drop(srv);
-    drop(disk);
-}
-
-/// sync: a failed append also undoes a new key, a deletion and a new project.
-#[test]
-fn sync_failed_save_undoes_create_and_delete() {
-    let dir = Arc::new(TempDir::new());
-    let disk = Disk::prepare(&dir.path().join("data"));
-    let srv = Server::start_raw(config(json!({"persistence": "sync"})), dir.clone());
-    let (write, _) = create_project(&srv, "p");
-    let version = assert_put(&put(&srv, &write, "kept", b"still here"), 201, "kept");
-    if disk.fails_only_when_growing() {
-        align_journal(&srv, &write, "p");
-    }
-    let journal = current_journal(&srv.data_dir(), "p");
-    let before = std::fs::read(&journal).unwrap();
-
-    disk.break_writes(&srv);
-    let large = vec![b'x'; 64 * 1024];
-    assert_not_saved(&put(&srv, &write, "new", &large), disk.expected_error());
-    get(&srv, &write, "new").assert_error(404, "key_not_found");
-    let r = srv.req("DELETE", "/v1/kv/p/kept", Some(&write), b"");
-    assert_not_saved(&r, disk.expected_error());
-    assert_value(
-        &get(&srv, &write, "kept"),
-        b"still here",
-        "application/octet-stream",
-        version,
-    );
-    let r = admin_json(&srv, "POST", "/v1/projects", json!({"name": "q"}));
-    assert_not_saved(&r, disk.expected_error());
-    admin_json(&srv, "GET", "/v1/projects/q", Value::Null).assert_error(404, "project_not_found");
-    assert_eq!(std::fs::read(&journal).unwrap(), before);
-    disk.repair(&srv);
-    drop(srv);
-    drop(disk);
-}
-
-fn health(srv: &Server) -> Value {
-    let r = srv.req("GET", "/health", None, b"");
-    assert_eq!(r.status, 200, "{}", r.text());
-    r.json()
-}
-
-/// interval: an answer waits for the append (not for the sync), so a full disk is reported
-/// and undone like in sync mode; /health is degraded, naming the journal, until writes work.
-#[test]
-fn interval_write_on_a_failing_disk_is_refused_and_health_degrades_until_it_works() {
-    let dir = Arc::new(TempDir::new());
-    let disk = Disk::prepare(&dir.path().join("data"));
-    let cfg = config(json!({"persistence": "interval", "interval_ms": 200}));
-    let mut srv = Server::start_raw(cfg.clone(), dir.clone());
-    let (write, _) = create_project(&srv, "p");
-    let version = assert_put(&put(&srv, &write, "k", b"before"), 201, "k");
-    if disk.fails_only_when_growing() {
-        align_journal(&srv, &write, "p");
-    }
-    assert_eq!(health(&srv), json!({"status": "ok", "version": "0.1.0"}));
-
-    disk.break_writes(&srv);
-    assert_not_saved(&put(&srv, &write, "k", b"after"), disk.expected_error());
-    let h = health(&srv);
-    assert_eq!(h["status"], "degraded", "{h}");
-    let problems = h["problems"].as_array().expect("problems list");
-    assert_eq!(problems.len(), 1, "{h}");
-    let journal = current_journal(&srv.data_dir(), "p");
-    let problem = problems[0].as_str().unwrap();
-    assert!(
-        problem.starts_with("project p: ") && problem.contains(&journal.display().to_string()),
-        "{problem}"
-    );
-    assert_value(
-        &get(&srv, &write, "k"),
-        b"before",
-        "application/octet-stream",
-        version,
-    );
-
-    disk.repair(&srv);
-    let version = assert_put(&put(&srv, &write, "k", b"after"), 200, "k");
-    assert_eq!(health(&srv), json!({"status": "ok", "version": "0.1.0"}));
-    srv.kill9();
-    let srv = Server::start_raw(cfg, dir.clone());
-    assert_value(
-        &get(&srv, &write, "k"),
-        b"after",
-        "application/octet-stream",
-        version,
-    );
-    drop(srv);
-    drop(disk);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Corrupt snapshots and --check-data
-// ---------------------------------------------------------------------------------------------
-
 /// A stopped server with project `p` holding keys k0..k4, some in its snapshot (a compaction
 /// wrote them) and some in its journal; returns it and its snapshot path.
 fn stopped_server_with_snapshot() -> (Server, PathBuf) {
@@ -945,7 +459,7 @@ fn stopped_server_with_snapshot() -> (Server, PathBuf) {
     for i in 0..5 {
         let key = format!("k{i}");
         assert_put(
-            &put(
+            &put_key(
                 &srv,
                 &write,
                 &key,
@@ -955,7 +469,7 @@ fn stopped_server_with_snapshot() -> (Server, PathBuf) {
             &key,
         );
     }
-    let path = snapshot(&srv, "p");
+    let path = srv.snapshot("p");
     let keys_in = |path: &Path| {
         std::fs::read_to_string(path)
             .ok()
@@ -968,7 +482,7 @@ fn stopped_server_with_snapshot() -> (Server, PathBuf) {
         "no compaction put keys in the snapshot"
     );
     srv.stop();
-    let path = snapshot(&srv, "p");
+    let path = srv.snapshot("p");
     (srv, path)
 }
 
@@ -1105,15 +619,6 @@ fn check_data_exits_2_naming_a_corrupt_file() {
 // ---------------------------------------------------------------------------------------------
 // The admin token
 // ---------------------------------------------------------------------------------------------
-
-fn is_generated_secret(s: &str) -> bool {
-    s.strip_prefix("pykv_").is_some_and(|hex| {
-        hex.len() == 32
-            && hex
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    })
-}
 
 /// Without a configured token the server generates one into data_dir/admin.token (0600), logs
 /// the path but never the token, and reads the same token after a restart.

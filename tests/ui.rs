@@ -1,6 +1,6 @@
-//! The page for people (`GET /`, `GET /docs`, `GET /ui/<name>-<hash>.<ext>`): its routes on the
-//! wire (exact statuses and headers, HEAD, revalidation, unknown assets, its size), and the whole
-//! page in a real browser: `tests/ui_browser.py` drives Debian's chromium through chromedriver
+//! The page for people (`GET /`, `GET /docs`, `GET /ui/<name>-<hash>.<ext>`): its routes
+//! in-process (exact statuses and headers, HEAD, revalidation, unknown assets, its size), and the
+//! whole page in a real browser: `tests/ui_browser.py` drives Debian's chromium through chromedriver
 //! against the real binary, and saves a screenshot of each view under `target/ui-screenshots/`.
 
 mod common;
@@ -107,7 +107,7 @@ fn content_type_of(name: &str) -> &'static str {
 
 #[test]
 fn the_root_serves_the_app_with_strict_headers_and_no_inline_code() {
-    let srv = Server::start(serde_json::json!({}));
+    let srv = InProc::start(serde_json::json!({}));
     let r = srv.req("GET", "/", None, b"");
     assert_eq!(r.status, 200);
     assert_page_headers(&r, HTML, "no-cache");
@@ -132,7 +132,7 @@ fn the_root_serves_the_app_with_strict_headers_and_no_inline_code() {
 
 #[test]
 fn docs_is_the_same_page() {
-    let srv = Server::start(serde_json::json!({}));
+    let srv = InProc::start(serde_json::json!({}));
     let root = srv.req("GET", "/", None, b"");
     let docs = srv.req("GET", "/docs", None, b"");
     assert_eq!(docs.status, 200);
@@ -143,7 +143,7 @@ fn docs_is_the_same_page() {
 
 #[test]
 fn assets_are_the_source_files_under_hashed_immutable_names() {
-    let srv = Server::start(serde_json::json!({}));
+    let srv = InProc::start(serde_json::json!({}));
     let html = srv.req("GET", "/", None, b"").text();
     let paths = asset_paths(&html);
     let names: Vec<String> = paths.iter().map(|p| plain_name(p)).collect();
@@ -160,7 +160,7 @@ fn assets_are_the_source_files_under_hashed_immutable_names() {
 
 #[test]
 fn the_page_and_its_assets_total_at_most_80_kb() {
-    let srv = Server::start(serde_json::json!({}));
+    let srv = InProc::start(serde_json::json!({}));
     let root = srv.req("GET", "/", None, b"");
     let mut total = root.body.len();
     for path in asset_paths(&root.text()) {
@@ -171,7 +171,7 @@ fn the_page_and_its_assets_total_at_most_80_kb() {
 
 #[test]
 fn unknown_assets_and_other_hashes_are_404() {
-    let srv = Server::start(serde_json::json!({}));
+    let srv = InProc::start(serde_json::json!({}));
     for path in [
         "/ui/app.js",
         "/ui/app-0000000000000000.js",
@@ -189,7 +189,7 @@ fn unknown_assets_and_other_hashes_are_404() {
 
 #[test]
 fn head_answers_the_headers_of_get_without_a_body() {
-    let srv = Server::start(serde_json::json!({}));
+    let srv = InProc::start(serde_json::json!({}));
     let get = srv.req("GET", "/", None, b"");
     let head = srv.req("HEAD", "/", None, b"");
     assert_eq!(head.status, 200);
@@ -206,7 +206,7 @@ fn head_answers_the_headers_of_get_without_a_body() {
 
 #[test]
 fn a_matching_etag_answers_304_without_a_body() {
-    let srv = Server::start(serde_json::json!({}));
+    let srv = InProc::start(serde_json::json!({}));
     let root = srv.req("GET", "/", None, b"");
     let asset = asset_paths(&root.text()).pop().unwrap();
     let asset_tag = srv
@@ -232,7 +232,7 @@ fn a_matching_etag_answers_304_without_a_body() {
 
 #[test]
 fn other_methods_get_405_with_allow() {
-    let srv = Server::start(serde_json::json!({}));
+    let srv = InProc::start(serde_json::json!({}));
     let html = srv.req("GET", "/", None, b"").text();
     let asset = &asset_paths(&html)[0];
     for (method, path) in [("POST", "/"), ("DELETE", "/docs"), ("PUT", asset.as_str())] {
@@ -244,7 +244,7 @@ fn other_methods_get_405_with_allow() {
 
 #[test]
 fn the_page_needs_no_token_and_a_bad_one_does_not_matter() {
-    let srv = Server::start(serde_json::json!({}));
+    let srv = InProc::start(serde_json::json!({}));
     let r = srv.req("GET", "/", Some("not-a-token-0000000000"), b"");
     assert_eq!(r.status, 200);
     assert_page_headers(&r, HTML, "no-cache");
@@ -252,7 +252,7 @@ fn the_page_needs_no_token_and_a_bad_one_does_not_matter() {
 
 #[test]
 fn openapi_has_a_relative_server_and_no_page_routes() {
-    let srv = Server::start(serde_json::json!({}));
+    let srv = InProc::start(serde_json::json!({}));
     let doc = srv.req("GET", "/openapi.json", None, b"").json();
     assert_eq!(doc["servers"], serde_json::json!([{"url": "/"}]));
     for path in doc["paths"].as_object().unwrap().keys() {
@@ -265,7 +265,7 @@ fn openapi_has_a_relative_server_and_no_page_routes() {
 
 #[test]
 fn page_requests_are_counted_under_their_own_label() {
-    let srv = Server::start(serde_json::json!({}));
+    let srv = InProc::start(serde_json::json!({}));
     srv.req("GET", "/", None, b"");
     srv.req("GET", "/ui/nope", None, b"");
     let text = srv.req("GET", "/metrics", Some(ADMIN), b"").text();

@@ -214,13 +214,8 @@ impl<W> Conn<W> {
                     Err(e) => return Next::Fail(e),
                 };
                 self.inbuf.drain(..len);
-                if let Some(expect) = head.header("expect") {
-                    if !expect.eq_ignore_ascii_case("100-continue") {
-                        return Next::Fail(ApiError::new(
-                            Code::ExpectationFailed,
-                            "only \"Expect: 100-continue\" is supported",
-                        ));
-                    }
+                if let Err(e) = parse::check_expect(&head) {
+                    return Next::Fail(e);
                 }
                 let max_body = body_limit(&head);
                 let framing = match framing {
@@ -294,11 +289,7 @@ impl<W> Conn<W> {
         if !keep {
             self.close_after_flush = true;
         }
-        match (keep, request.head.minor_version) {
-            (false, _) => ConnectionHeader::Close,
-            (true, 0) => ConnectionHeader::KeepAlive,
-            (true, _) => ConnectionHeader::None,
-        }
+        ConnectionHeader::choose(keep, request.head.minor_version)
     }
 
     /// Queue the head of a response whose body follows through `push_chunk` and `end_chunks`.
@@ -314,24 +305,12 @@ impl<W> Conn<W> {
 
     /// Queue one chunk of a streamed body.
     pub fn push_chunk(&mut self, data: &[u8]) {
-        use std::io::Write;
-        if data.is_empty() {
-            return;
-        }
-        if !self.chunked {
-            self.out.extend_from_slice(data);
-            return;
-        }
-        let _ = write!(self.out, "{:x}\r\n", data.len());
-        self.out.extend_from_slice(data);
-        self.out.extend_from_slice(b"\r\n");
+        response::push_chunk(&mut self.out, data, self.chunked);
     }
 
     /// Close a streamed body.
     pub fn end_chunks(&mut self) {
-        if self.chunked {
-            self.out.extend_from_slice(b"0\r\n\r\n");
-        }
+        response::end_chunks(&mut self.out, self.chunked);
     }
 
     /// Abandon a streamed body half-way: the client sees the transfer cut, not a complete body.

@@ -114,6 +114,17 @@ impl Head {
     }
 }
 
+/// `Expect`: only `100-continue` is understood; anything else is 417 (RFC 9110 §10.1.1).
+pub fn check_expect(head: &Head) -> Result<(), ApiError> {
+    match head.header("expect") {
+        Some(e) if !e.eq_ignore_ascii_case("100-continue") => Err(ApiError::new(
+            Code::ExpectationFailed,
+            "only \"Expect: 100-continue\" is supported",
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// A whole request, as handed to the router.
 #[derive(Debug, Clone)]
 pub struct Request {

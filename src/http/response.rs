@@ -60,6 +60,40 @@ pub enum ConnectionHeader {
     Close,
 }
 
+impl ConnectionHeader {
+    /// What to say to a client on HTTP/1.`minor` whose connection stays open (`keep`) or not.
+    pub fn choose(keep: bool, minor: u8) -> ConnectionHeader {
+        match (keep, minor) {
+            (false, _) => ConnectionHeader::Close,
+            (true, 0) => ConnectionHeader::KeepAlive,
+            (true, _) => ConnectionHeader::None,
+        }
+    }
+}
+
+/// One piece of a streamed body onto `out`: a chunk (HTTP/1.1), or the bytes as they are
+/// (HTTP/1.0, where the body ends with the connection).
+pub fn push_chunk(out: &mut Vec<u8>, data: &[u8], chunked: bool) {
+    use std::io::Write;
+    if data.is_empty() {
+        return;
+    }
+    if chunked {
+        let _ = write!(out, "{:x}\r\n", data.len());
+        out.extend_from_slice(data);
+        out.extend_from_slice(b"\r\n");
+    } else {
+        out.extend_from_slice(data);
+    }
+}
+
+/// The end of a streamed body: the last chunk (nothing for HTTP/1.0).
+pub fn end_chunks(out: &mut Vec<u8>, chunked: bool) {
+    if chunked {
+        out.extend_from_slice(b"0\r\n\r\n");
+    }
+}
+
 pub fn reason(status: u16) -> &'static str {
     match status {
         100 => "Continue",

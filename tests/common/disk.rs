@@ -12,7 +12,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use super::Server;
+use super::{Api, Server};
 
 const FILLER: &str = "filler.bin";
 
