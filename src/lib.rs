@@ -5,7 +5,7 @@
 //! - `main.rs` — the command line and exit codes: the only place that exits the process.
 //! - [`boot`] — start-up: the admin token, the store from the data directory and config.json,
 //!   the disk side of the loaded projects.
-//! - [`config`] — config.json: types, defaults, validation.
+//! - [`config`] — config.json: where it is, types, defaults, validation, errors naming the field.
 //! - [`server`] — the event loop: connections, requests that wait, and the commit (the
 //!   durability rule, in `server/commit.rs`).
 //! - [`http`] — the connection layer, the only code that sees raw HTTP: parsing within limits,
@@ -14,6 +14,8 @@
 //! - [`error`] — the table of error codes and statuses, and the one place errors become HTTP.
 //! - [`auth`] — token generation and constant-time comparison; no I/O.
 //! - [`base64`] — the one encoding of bytes that are not text.
+//! - [`jsonerr`], [`wholenum`] — JSON errors said for people (the field, what it wanted, what
+//!   came); whole numbers written `7` or `7.0`.
 //! - [`store`] — projects and keys in memory, split by job; no I/O, no HTTP.
 //! - [`persist`] — snapshots, journals, compactions, loading and checking; reads the store only.
 //! - [`migrate`] — moving a data directory onto etcd (`pykv migrate etcd`) or Consul
@@ -29,6 +31,7 @@ pub mod boot;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod jsonerr;
 pub mod log;
 pub mod metrics;
 pub mod migrate;

@@ -387,15 +387,49 @@ fn compat_keys_in_paths_are_percent_decoded() {
 }
 
 #[test]
-fn compat_routes_are_404_without_compat_project() {
+fn compat_routes_are_404_without_compat_project_saying_how_to_turn_them_on() {
     let (srv, _, _) = InProc::with_p(json!({}));
-    srv.req("POST", "/put", Some(ADMIN), br#"{"key":"k","value":1}"#)
-        .assert_error(404, "not_found");
-    get_as(&srv, ADMIN, "/get/k").assert_error(404, "not_found");
-    srv.req("DELETE", "/delete/k", Some(ADMIN), b"")
-        .assert_error(404, "not_found");
-    srv.req("OPTIONS", "/put", None, b"")
-        .assert_error(404, "not_found");
+    let off = "the PyKV-compatible routes (/put, /get/{key}, /delete/{key}) are off: set \
+               \"compat_project\" in config.json to the project they should use, and restart";
+    for r in [
+        srv.req("POST", "/put", Some(ADMIN), br#"{"key":"k","value":1}"#),
+        get_as(&srv, ADMIN, "/get/k"),
+        srv.req("DELETE", "/delete/k", Some(ADMIN), b""),
+        srv.req("OPTIONS", "/put", None, b""),
+        srv.req("TRACE", "/put", None, b""),
+    ] {
+        r.assert_error(404, "not_found");
+        assert_eq!(r.json()["message"], off);
+    }
+}
+
+#[test]
+fn compat_routes_answer_405_with_allow_even_for_trace() {
+    let srv = InProc::start(compat_config(json!({})));
+    let r = srv.req("TRACE", "/put", Some(ADMIN), b"");
+    r.assert_error(405, "method_not_allowed");
+    assert_eq!(r.header("allow"), Some("POST"));
+}
+
+#[test]
+fn compat_values_come_back_as_the_json_text_sent() {
+    let srv = InProc::start(compat_config(json!({})));
+    // Numbers past f64's precision, exponents and spacing inside the value are kept as written.
+    for value in [
+        "12345678901234567890123",
+        "1e400",
+        "-0.10",
+        "{\"n\": 12345678901234567890123, \"x\": [1.0, 2]}",
+    ] {
+        let body = format!("{{\"key\":\"big\",\"value\":{value}}}");
+        let r = srv.req("POST", "/put", Some(LEGACY_WRITE), body.as_bytes());
+        assert_json(&r, 200);
+        assert_eq!(r.text(), format!("{{\"key\":\"big\",\"value\":{value}}}\n"));
+        let r = srv.req("GET", "/get/big", Some(LEGACY_WRITE), b"");
+        assert_json(&r, 200);
+        assert_eq!(r.text(), format!("{{\"key\":\"big\",\"value\":{value}}}\n"));
+        assert_eq!(get_as(&srv, ADMIN, "/v1/kv/legacy/big").text(), value);
+    }
 }
 
 #[test]

@@ -321,3 +321,45 @@ fn admin_on_invalid_project_name_keys_is_400_invalid_project_name() {
     put(&srv, "/v1/kv/Bad/k", b"v").assert_error(400, "invalid_project_name");
     get(&srv, "/v1/kv/Bad").assert_error(400, "invalid_project_name");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Paths a newcomer gets wrong
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_key_answer_is_one_json_line_with_an_exact_length() {
+    let srv = InProc::with_p(json!({})).0;
+    let r = put(&srv, "/v1/kv/p/k", b"v");
+    let body = b"{\"project\":\"p\",\"key\":\"k\",\"version\":1}\n";
+    assert_eq!(r.body, body);
+    assert_eq!(r.header("content-length"), Some(body.len().to_string().as_str()));
+}
+
+#[test]
+fn a_key_path_without_its_project_names_the_project_it_looked_for() {
+    let (srv, write, _) = InProc::with_p(json!({}));
+    // The project was left out: "greetings" is taken for the project, "en" for the key.
+    let r = put_as(&srv, &write, "/v1/kv/greetings/en", b"hello");
+    r.assert_error(403, "forbidden");
+    assert_eq!(
+        r.json()["message"],
+        "this token is not valid for project \"greetings\" (a key's route is \
+         /v1/kv/{project}/{key}: is the project missing from the path?)"
+    );
+}
+
+#[test]
+fn dot_segments_are_400_saying_why() {
+    let srv = InProc::with_p(json!({})).0;
+    for path in ["/v1/kv/p/a/../b", "/v1/kv/p/./k", "/v1/kv/p/.."] {
+        let r = get(&srv, path);
+        r.assert_error(400, "bad_request");
+        let m = r.json()["message"].as_str().unwrap().to_string();
+        assert!(m.starts_with("the path has a \""), "{m}");
+        assert!(m.ends_with("percent-encode its dots (a/%2E%2E for the key \"a/..\")"), "{m}");
+    }
+    // Percent-encoded, the dots are a key's own.
+    put_ok(&srv, "/v1/kv/p/a/%2E%2E", b"x");
+    assert_eq!(get(&srv, "/v1/kv/p/a/%2E%2E").body, b"x");
+    assert_eq!(list_json(&srv, "prefix=a/"), json!({"keys": ["a/.."], "next": null}));
+}

@@ -152,7 +152,7 @@ impl<'a, 'r> Call<'a, 'r> {
                 "the body must be a JSON object",
             ));
         }
-        serde_json::from_slice(body)
+        crate::jsonerr::parse(body)
             .map_err(|e| ApiError::new(Code::InvalidJson, format!("the JSON body is invalid: {e}")))
     }
 

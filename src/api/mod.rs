@@ -207,8 +207,8 @@ fn dispatch(
     if let Some(segment) = dot_segment(req.head.path()) {
         return Err(ApiError::bad_request(format!(
             "the path has a {segment:?} segment, which pykv does not resolve (curl and browsers \
-             resolve one before sending, so a key's route would lose a part): send a key's dots \
-             percent-encoded (%2E%2E), or use curl --path-as-is"
+             resolve one before sending, so a key's route would lose a part): to name a key \
+             with such a part, percent-encode its dots (a/%2E%2E for the key \"a/..\")"
         )));
     }
     let route = route.ok_or_else(ApiError::not_found)?;

@@ -4,6 +4,8 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::jsonerr::JsonError;
+
 /// Why there is no usable configuration.
 #[derive(Debug)]
 pub enum ConfigError {
@@ -77,47 +79,31 @@ pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Invalid 
     }
 }
 
-/// A serde error from reading `text`, as a `ConfigError`: a type error names its field (the path
-/// serde_path_to_error kept) and says what was expected and what was found; a syntax error says
-/// where, and, for the usual slips (a comment, single quotes), what JSON wants instead.
-pub fn from_serde(
-    path: PathBuf,
-    text: &[u8],
-    field: String,
-    inner: serde_json::Error,
-) -> ConfigError {
-    let (line, column) = (inner.line(), inner.column());
-    let message = without_position(&inner);
-    if inner.is_data() {
-        // serde_path_to_error names the top level "."; its errors (an unknown field) name the
-        // field in the message.
-        let field = match field.as_str() {
-            "" | "." => "config".to_string(),
-            _ => field,
-        };
+/// A JSON error from reading `text`, as a `ConfigError`: a type error names its field and says
+/// what was expected and what was found; a syntax error says where, and, for the usual slips (a
+/// comment, single quotes), what JSON wants instead.
+pub fn from_json(path: PathBuf, text: &[u8], e: JsonError) -> ConfigError {
+    if e.is_data {
         return ConfigError::Field {
             path,
-            field,
-            message: reword(&message),
+            field: if e.field.is_empty() {
+                "config".into()
+            } else {
+                e.field
+            },
+            message: e.message,
         };
     }
-    let message = match slip_at(text, line, column) {
+    let message = match slip_at(text, e.line, e.column) {
         Some(slip) => slip.into(),
-        None => message,
+        None => e.message,
     };
     ConfigError::Syntax {
         path,
-        line,
-        column,
+        line: e.line,
+        column: e.column,
         message,
     }
-}
-
-/// serde_json's message without its " at line L column C" (said separately here).
-fn without_position(e: &serde_json::Error) -> String {
-    let text = e.to_string();
-    let tail = format!(" at line {} column {}", e.line(), e.column());
-    text.strip_suffix(&tail).unwrap_or(&text).to_string()
 }
 
 /// What JSON wants instead, when the byte where parsing stopped starts a comment or a single
@@ -141,68 +127,9 @@ fn slip_at(text: &[u8], line: usize, column: usize) -> Option<&'static str> {
     }
 }
 
-/// serde's "invalid type: string \"big\", expected a whole number of bytes" as "expected a whole
-/// number of bytes, got the string \"big\"": what the field wants first, then what it got.
-fn reword(message: &str) -> String {
-    for lead in ["invalid type: ", "invalid value: "] {
-        if let Some(rest) = message.strip_prefix(lead) {
-            if let Some((got, expected)) = rest.rsplit_once(", expected ") {
-                return format!("expected {expected}, got {}", unexpected(got));
-            }
-        }
-    }
-    message.replace('`', "\"")
-}
-
-/// serde's name for what it found, in plain words.
-fn unexpected(got: &str) -> String {
-    let plain = got.replace('`', "");
-    if let Some(s) = got.strip_prefix("string ") {
-        format!("the string {s}")
-    } else if let Some(n) = plain
-        .strip_prefix("integer ")
-        .or_else(|| plain.strip_prefix("floating point "))
-    {
-        format!("the number {n}")
-    } else if let Some(b) = plain.strip_prefix("boolean ") {
-        b.to_string()
-    } else {
-        match got {
-            "map" => "an object".into(),
-            "sequence" => "an array".into(),
-            "unit value" | "null" => "null".into(),
-            _ => plain,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn type_errors_say_what_was_wanted_then_what_came() {
-        assert_eq!(
-            reword("invalid type: string \"big\", expected a whole number of bytes"),
-            "expected a whole number of bytes, got the string \"big\""
-        );
-        assert_eq!(
-            reword("invalid type: boolean `true`, expected a string"),
-            "expected a string, got true"
-        );
-        assert_eq!(
-            reword("invalid type: map, expected a sequence"),
-            "expected a sequence, got an object"
-        );
-        assert_eq!(
-            reword("invalid value: integer `-1`, expected a whole number"),
-            "expected a whole number, got the number -1"
-        );
-        assert_eq!(
-            reword("unknown variant `fast`, expected one of `sync`, `interval`, `memory`"),
-            "unknown variant \"fast\", expected one of \"sync\", \"interval\", \"memory\""
-        );
-    }
 
     #[test]
     fn comments_and_single_quotes_are_named() {

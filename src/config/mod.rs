@@ -191,23 +191,13 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         path: path.to_path_buf(),
         error,
     })?;
-    let raw = parse(&text)
-        .map_err(|(field, e)| error::from_serde(path.to_path_buf(), &text, field, e))?;
+    let raw: RawConfig = crate::jsonerr::parse(&text)
+        .map_err(|e| error::from_json(path.to_path_buf(), &text, e))?;
     validate(raw, path).map_err(|Invalid { field, message }| ConfigError::Field {
         path: path.to_path_buf(),
         field,
         message,
     })
-}
-
-/// The file as written, or the serde error with the path of the field it concerns.
-fn parse(text: &[u8]) -> Result<RawConfig, (String, serde_json::Error)> {
-    let mut de = serde_json::Deserializer::from_slice(text);
-    let raw = serde_path_to_error::deserialize(&mut de)
-        .map_err(|e| (e.path().to_string(), e.into_inner()))?;
-    // Text after the object is a syntax error like any other.
-    de.end().map_err(|e| (String::new(), e))?;
-    Ok(raw)
 }
 
 fn validate(raw: RawConfig, path: &Path) -> Result<Config, Invalid> {
@@ -396,9 +386,8 @@ mod tests {
 
     fn parse(text: &str) -> Result<Config, String> {
         let path = Path::new("/etc/pykv/config.json");
-        let raw = super::parse(text.as_bytes()).map_err(|(field, e)| {
-            error::from_serde(path.into(), text.as_bytes(), field, e).to_string()
-        })?;
+        let raw: RawConfig = crate::jsonerr::parse(text.as_bytes())
+            .map_err(|e| error::from_json(path.into(), text.as_bytes(), e).to_string())?;
         validate(raw, path).map_err(|e| format!("{}: {}", e.field, e.message))
     }
 

@@ -74,6 +74,12 @@ impl Resp {
             "message missing: {j}"
         );
         assert_eq!(j.as_object().unwrap().len(), 2, "extra fields: {j}");
+        // One JSON object on one line, then a newline (so a shell prompt starts on its own line).
+        assert!(
+            self.body.ends_with(b"}\n") && self.body.iter().filter(|&&b| b == b'\n').count() == 1,
+            "not one line ending in a newline: {:?}",
+            self.text()
+        );
     }
 }
 
