@@ -335,7 +335,7 @@ fn runnable(readme_blocks: &[Block], addr: &str, pykv: &str) -> Vec<(Block, Vec<
                 .iter()
                 .map(|l| {
                     l.replace("127.0.0.1:8080", addr)
-                        .replace("./target/release/pykv ", &format!("{pykv} "))
+                        .replace("./target/release/pykv ", &format!("{} ", shell_quote(pykv)))
                 })
                 .collect(),
             how: block.how,
