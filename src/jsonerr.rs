@@ -18,6 +18,17 @@ pub struct JsonError {
     pub is_data: bool,
 }
 
+impl JsonError {
+    /// What is wrong, without where in the text (for callers that say where themselves).
+    pub fn what(&self) -> String {
+        if self.is_data && !self.field.is_empty() {
+            format!("{}: {}", self.field, self.message)
+        } else {
+            self.message.clone()
+        }
+    }
+}
+
 impl std::fmt::Display for JsonError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match (self.is_data, self.field.is_empty()) {
@@ -52,9 +63,10 @@ fn explain(field: String, e: serde_json::Error) -> JsonError {
     // which its message names anyway: say the object it was found in.
     let field = match field.as_str() {
         "." => String::new(),
-        f if message.starts_with("unknown field") => {
-            f.rsplit_once('.').map_or("", |(parent, _)| parent).to_string()
-        }
+        f if message.starts_with("unknown field") => f
+            .rsplit_once('.')
+            .map_or("", |(parent, _)| parent)
+            .to_string(),
         _ => field,
     };
     JsonError {
@@ -158,7 +170,10 @@ mod tests {
         let e = parse::<Body>(br#"{"ops": [], "x": 1}"#).unwrap_err();
         assert_eq!(e.to_string(), "unknown field \"x\", expected \"ops\"");
         let e = parse::<Body>(br#"{"ops": [{"y": 1}]}"#).unwrap_err();
-        assert_eq!(e.to_string(), "ops[0]: unknown field \"y\", expected \"ttl\"");
+        assert_eq!(
+            e.to_string(),
+            "ops[0]: unknown field \"y\", expected \"ttl\""
+        );
         let e = parse::<Body>(br#"{"ops": []} {}"#).unwrap_err();
         assert_eq!(e.to_string(), "line 1 column 13: trailing characters");
         let e = parse::<Body>(b"{\"ops\": [").unwrap_err();

@@ -665,3 +665,46 @@ fn pykv_export_of_a_missing_data_dir_exits_2_with_one_line() {
     assert_eq!(r.stderr.lines().count(), 1, "stderr: {}", r.stderr);
     assert!(r.stderr.starts_with("pykv: "), "stderr: {}", r.stderr);
 }
+
+/// `pykv export … | head`: the reader leaves early, and pykv ends quietly with status 0.
+#[test]
+fn pykv_export_into_a_pipe_closed_early_exits_0_quietly() {
+    let (mut srv, _, _) = Server::with_p(json!({}));
+    // Far more than a pipe holds (64 KiB), so pykv is still writing when the reader goes.
+    let body: String = (0..4000)
+        .map(|i| {
+            format!(
+                "{{\"key\":\"k{i:05}\",\"value\":\"{}\"}}\n",
+                "v".repeat(100)
+            )
+        })
+        .collect();
+    assert_eq!(import(&srv, ADMIN, "p", "", &body).status, 200);
+    srv.stop();
+    let data = srv.data_dir();
+    for format in ["jsonl", "consul"] {
+        let mut child = Command::new(bin())
+            .args([
+                "export",
+                "--data-dir",
+                data.to_str().unwrap(),
+                "--format",
+                format,
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = [0u8; 10];
+        child
+            .stdout
+            .as_mut()
+            .unwrap()
+            .read_exact(&mut first)
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{format}");
+        assert_eq!(String::from_utf8_lossy(&out.stderr), "", "{format}");
+    }
+}

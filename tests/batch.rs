@@ -394,3 +394,29 @@ fn batch_put_with_a_ttl_that_is_not_a_whole_number_is_400_and_writes_nothing() {
     get(&srv, "/v1/kv/p/a").assert_error(404, "key_not_found");
     assert_eq!(project_version(&srv), 0);
 }
+
+#[test]
+fn whole_numbers_written_as_floats_are_whole_numbers() {
+    let (srv, _, _) = InProc::with_p(json!({}));
+    let r = batch(
+        &srv,
+        json!({"ops": [{"op": "put", "key": "a", "value": "A", "ttl": 60.0, "version": 0.0}]}),
+    );
+    assert_json(&r, 200);
+    assert_eq!(r.json()["results"][0]["version"], 1);
+    assert!(get(&srv, "/v1/kv/p/a").header("x-expires-at").is_some());
+}
+
+#[test]
+fn a_wrong_type_names_the_op_and_field() {
+    let (srv, _, _) = InProc::with_p(json!({}));
+    let r = batch(
+        &srv,
+        json!({"ops": [{"op": "put", "key": "a", "value": "A"}, {"op": "put", "key": "b", "value": "B", "ttl": "5"}]}),
+    );
+    r.assert_error(400, "invalid_json");
+    assert_eq!(
+        r.json()["message"],
+        "the JSON body is invalid: ops[1].ttl: expected a whole number, got the string \"5\""
+    );
+}

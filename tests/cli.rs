@@ -328,3 +328,210 @@ fn relative_data_dir_resolves_against_the_config_directory() {
     );
     assert!(!elsewhere.path().join("data").exists());
 }
+
+// ---------------------------------------------------------------------------------------------
+// What a newcomer gets wrong in config.json, and where it is looked for
+
+#[test]
+fn a_type_error_names_its_field_and_what_it_wanted() {
+    let dir = TempDir::new();
+    let path = write_config(
+        &dir,
+        &valid_config(&dir, json!({ "limits": { "max_value_bytes": "big" } })),
+    );
+    let out = run_cli(&["--check-config", path.to_str().unwrap()]);
+    let line = assert_one_line_error(&out, "pykv: config error: ");
+    assert_eq!(
+        line,
+        format!(
+            "pykv: config error: {}: limits.max_value_bytes: expected a whole number of bytes, \
+             got the string \"big\"",
+            path.display()
+        )
+    );
+}
+
+#[test]
+fn comments_and_single_quotes_are_named_as_such() {
+    let dir = TempDir::new();
+    let path = dir.path().join("config.json");
+    let shown = path.display().to_string();
+    for (text, expected) in [
+        (
+            "{\n  // the port\n  \"listen\": \":8080\"\n}\n",
+            format!(
+                "pykv: config error: {shown}: line 2 column 3: JSON has no comments: remove \
+                 the // or /* */ or # text (README: Configuration)"
+            ),
+        ),
+        (
+            "{ 'listen': ':8080' }\n",
+            format!(
+                "pykv: config error: {shown}: line 1 column 3: JSON strings and field names \
+                 take double quotes (\"), not single quotes (')"
+            ),
+        ),
+    ] {
+        std::fs::write(&path, text).unwrap();
+        let out = run_cli(&["--check-config", path.to_str().unwrap()]);
+        assert_eq!(assert_one_line_error(&out, "pykv: "), expected);
+    }
+}
+
+#[test]
+fn listen_takes_localhost_and_a_bare_port_for_all_interfaces() {
+    let dir = TempDir::new();
+    let path = write_config(
+        &dir,
+        &valid_config(&dir, json!({ "listen": "localhost:0" })),
+    );
+    let srv = Running::start(&["--config", path.to_str().unwrap()], &[], dir.path());
+    assert!(srv.addr().starts_with("127.0.0.1:"), "{}", srv.start_line);
+    assert_eq!(health_status(&srv.addr()), 200);
+    drop(srv);
+
+    let path = write_config(&dir, &valid_config(&dir, json!({ "listen": ":0" })));
+    let srv = Running::start(&["--config", path.to_str().unwrap()], &[], dir.path());
+    let addr = srv.addr();
+    assert!(addr.starts_with("0.0.0.0:"), "{}", srv.start_line);
+    assert!(
+        srv.start_line
+            .contains(&format!("listening on {addr} (all interfaces) ")),
+        "{}",
+        srv.start_line
+    );
+    let port = addr.rsplit(':').next().unwrap();
+    assert_eq!(health_status(&format!("127.0.0.1:{port}")), 200);
+}
+
+#[test]
+fn listen_takes_an_ipv6_address_in_brackets() {
+    // Only where this machine has IPv6 loopback (a container may not): say so when skipping.
+    if TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("skipped: no IPv6 loopback here");
+        return;
+    }
+    let dir = TempDir::new();
+    let path = write_config(&dir, &valid_config(&dir, json!({ "listen": "[::1]:0" })));
+    let srv = Running::start(&["--config", path.to_str().unwrap()], &[], dir.path());
+    assert!(srv.addr().starts_with("[::1]:"), "{}", srv.start_line);
+    assert_eq!(health_status(&srv.addr()), 200);
+}
+
+#[test]
+fn a_host_name_in_listen_is_refused_saying_what_to_write() {
+    let dir = TempDir::new();
+    let (out, path, _dir) = check_config(&valid_config(&dir, json!({ "listen": "pi.local:80" })));
+    assert_eq!(
+        assert_one_line_error(&out, "pykv: "),
+        format!(
+            "pykv: config error: {}: listen: \"pi.local:80\": \"pi.local\" is not an IP address \
+             (host names other than localhost are not looked up): write 127.0.0.1:8080, \
+             localhost:8080, [::1]:8080, or :8080 for all interfaces",
+            path.display()
+        )
+    );
+}
+
+#[test]
+fn without_any_config_the_error_says_where_it_looked() {
+    let empty = TempDir::new();
+    let out = run_within(command(&[], &[]).current_dir(empty.path()), CLI_LIMIT);
+    assert_eq!(
+        assert_one_line_error(&out, "pykv: "),
+        "pykv: config error: no config file: looked for ./config.json; say which with \
+         --config PATH (or PYKV_CONFIG=PATH)"
+    );
+}
+
+#[test]
+fn config_json_in_the_working_directory_is_found() {
+    let dir = TempDir::new();
+    write_config(&dir, &valid_config(&dir, json!({})));
+    let out = run_within(
+        command(&["--check-config"], &[]).current_dir(dir.path()),
+        CLI_LIMIT,
+    );
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout, "config OK: config.json\n");
+}
+
+/// A binary installed as PREFIX/bin/pykv finds PREFIX/etc/pykv/config.json from any directory,
+/// after --config, $PYKV_CONFIG and ./config.json.
+#[test]
+fn an_installed_binary_finds_the_config_install_sh_wrote() {
+    let prefix = TempDir::new();
+    let bin_dir = prefix.path().join("bin");
+    std::fs::create_dir_all(&bin_dir).unwrap();
+    let installed = bin_dir.join("pykv");
+    std::fs::copy(bin(), &installed).unwrap();
+    let etc = prefix.path().join("etc").join("pykv");
+    let config = etc.join("config.json");
+    let elsewhere = TempDir::new();
+    let run_installed = |args: &[&str], env: &[(&str, &str)]| {
+        let mut real = Command::new(&installed);
+        real.args(args)
+            .env_remove("PYKV_CONFIG")
+            .env_remove("PYKV_ADMIN_TOKEN")
+            .current_dir(elsewhere.path());
+        for (k, v) in env {
+            real.env(k, v);
+        }
+        run_within(&mut real, CLI_LIMIT)
+    };
+    // None yet: both places are named.
+    let out = run_installed(&["--check-config"], &[]);
+    assert_eq!(
+        assert_one_line_error(&out, "pykv: "),
+        format!(
+            "pykv: config error: no config file: looked for ./config.json, then {}; say which \
+             with --config PATH (or PYKV_CONFIG=PATH)",
+            config.display()
+        )
+    );
+    std::fs::create_dir_all(&etc).unwrap();
+    std::fs::write(&config, b"{}").unwrap();
+    let out = run_installed(&["--check-config"], &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout, format!("config OK: {}\n", config.display()));
+    // ./config.json comes first, $PYKV_CONFIG before it.
+    std::fs::write(elsewhere.path().join("config.json"), b"{}").unwrap();
+    let out = run_installed(&["--check-config"], &[]);
+    assert_eq!(out.stdout, "config OK: config.json\n");
+    let other = elsewhere.path().join("other.json");
+    std::fs::write(&other, b"{}").unwrap();
+    let out = run_installed(
+        &["--check-config"],
+        &[("PYKV_CONFIG", other.to_str().unwrap())],
+    );
+    assert_eq!(out.stdout, format!("config OK: {}\n", other.display()));
+}
+
+#[test]
+fn a_data_dir_that_is_a_file_is_named() {
+    let dir = TempDir::new();
+    std::fs::write(dir.path().join("afile"), b"").unwrap();
+    let path = write_config(&dir, &valid_config(&dir, json!({ "data_dir": "./afile" })));
+    let out = run_within(command(&[], &[]).current_dir(dir.path()), CLI_LIMIT);
+    assert_eq!(
+        assert_one_line_error(&out, "pykv: "),
+        "pykv: data_dir ./afile is a file, not a directory"
+    );
+    assert!(path.is_file());
+}
+
+#[test]
+fn a_compat_project_that_names_no_project_stops_start_up() {
+    let dir = TempDir::new();
+    let path = write_config(
+        &dir,
+        &valid_config(&dir, json!({ "compat_project": "legacy" })),
+    );
+    let out = run_cli(&["--config", path.to_str().unwrap()]);
+    assert_eq!(
+        assert_one_line_error(&out, "pykv: "),
+        "pykv: compat_project \"legacy\" names no project: declare it under \"projects\" in \
+         config.json (or create it with POST /v1/projects while compat_project is unset), then \
+         start again"
+    );
+}

@@ -249,3 +249,23 @@ fn get_with_if_none_match_of_another_version_is_200_with_the_value() {
     let r = get_h(&srv, "/v1/kv/p/k", &[("If-None-Match", "\"1\"")]);
     assert_value(&r, b"two", "application/octet-stream", 2);
 }
+
+#[test]
+fn blank_if_match_and_if_none_match_count_as_absent() {
+    let srv = InProc::with_p(json!({})).0;
+    for blank in ["", "   "] {
+        let both = [("If-Match", blank), ("If-None-Match", blank)];
+        let r = put_h(&srv, "/v1/kv/p/k", &both, b"v");
+        assert_json(&r, if blank.is_empty() { 201 } else { 200 });
+        let r = get_h(&srv, "/v1/kv/p/k", &[("If-None-Match", blank)]);
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"v"[..]));
+    }
+    let r = srv.req_h(
+        "DELETE",
+        "/v1/kv/p/k",
+        Some(ADMIN),
+        &[("If-Match", "")],
+        b"",
+    );
+    assert_eq!(r.status, 204);
+}

@@ -332,7 +332,10 @@ fn a_key_answer_is_one_json_line_with_an_exact_length() {
     let r = put(&srv, "/v1/kv/p/k", b"v");
     let body = b"{\"project\":\"p\",\"key\":\"k\",\"version\":1}\n";
     assert_eq!(r.body, body);
-    assert_eq!(r.header("content-length"), Some(body.len().to_string().as_str()));
+    assert_eq!(
+        r.header("content-length"),
+        Some(body.len().to_string().as_str())
+    );
 }
 
 #[test]
@@ -356,10 +359,16 @@ fn dot_segments_are_400_saying_why() {
         r.assert_error(400, "bad_request");
         let m = r.json()["message"].as_str().unwrap().to_string();
         assert!(m.starts_with("the path has a \""), "{m}");
-        assert!(m.ends_with("percent-encode its dots (a/%2E%2E for the key \"a/..\")"), "{m}");
+        assert!(
+            m.ends_with("percent-encode its dots (a/%2E%2E for the key \"a/..\")"),
+            "{m}"
+        );
     }
     // Percent-encoded, the dots are a key's own.
     put_ok(&srv, "/v1/kv/p/a/%2E%2E", b"x");
     assert_eq!(get(&srv, "/v1/kv/p/a/%2E%2E").body, b"x");
-    assert_eq!(list_json(&srv, "prefix=a/"), json!({"keys": ["a/.."], "next": null}));
+    assert_eq!(
+        list_json(&srv, "prefix=a/"),
+        json!({"keys": ["a/.."], "next": null})
+    );
 }

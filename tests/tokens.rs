@@ -188,3 +188,28 @@ fn creating_a_token_with_bad_access_is_400() {
         2
     );
 }
+
+#[test]
+fn a_label_is_1_to_64_characters_not_bytes() {
+    let srv = InProc::with_p(json!({})).0;
+    // 64 characters of 3 bytes each: 192 bytes, accepted.
+    let label = "ह".repeat(64);
+    let r = admin_json(
+        &srv,
+        "POST",
+        "/v1/projects/p/tokens",
+        json!({"label": label, "access": "read"}),
+    );
+    assert_json(&r, 201);
+    assert_eq!(r.json()["label"], label);
+    for bad in [String::new(), "ह".repeat(65)] {
+        let r = admin_json(
+            &srv,
+            "POST",
+            "/v1/projects/p/tokens",
+            json!({"label": bad, "access": "read"}),
+        );
+        r.assert_error(400, "invalid_label");
+        assert_eq!(r.json()["message"], "a token label is 1 to 64 characters");
+    }
+}

@@ -55,7 +55,8 @@ fn entry_json(key: &str, v: &ValueRef<'_>, with_value: bool) -> serde_json::Valu
     }
 }
 
-/// Keys in text listings are escaped so that each line is exactly one key, usable in a URL.
+/// Keys in text listings are escaped (`%`, CR and LF) so that each line is exactly one key; a
+/// line is not yet URL-safe (`?`, `#`, spaces): encode those too before putting one in a URL.
 fn text_line(key: &str, out: &mut Vec<u8>) {
     for b in key.bytes() {
         match b {

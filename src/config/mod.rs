@@ -191,8 +191,8 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         path: path.to_path_buf(),
         error,
     })?;
-    let raw: RawConfig = crate::jsonerr::parse(&text)
-        .map_err(|e| error::from_json(path.to_path_buf(), &text, e))?;
+    let raw: RawConfig =
+        crate::jsonerr::parse(&text).map_err(|e| error::from_json(path.to_path_buf(), &text, e))?;
     validate(raw, path).map_err(|Invalid { field, message }| ConfigError::Field {
         path: path.to_path_buf(),
         field,

@@ -280,16 +280,51 @@ impl Snapshot {
     }
 }
 
+/// Why a snapshot could not be loaded: the file, and the line and column at fault (none when
+/// the file could not be read at all).
+#[derive(Debug)]
+pub struct LoadError {
+    pub path: PathBuf,
+    pub at: Option<(usize, usize)>,
+    pub why: String,
+}
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.at {
+            Some((line, column)) => write!(
+                f,
+                "{}: line {line} column {column}: {}",
+                self.path.display(),
+                self.why
+            ),
+            None => write!(f, "{}: {}", self.path.display(), self.why),
+        }
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+impl From<LoadError> for String {
+    fn from(e: LoadError) -> String {
+        e.to_string()
+    }
+}
+
 /// Load one snapshot. The error names the file and the line and column at fault.
-pub fn load(path: &Path) -> Result<Snapshot, String> {
-    let fail = |line: usize, col: usize, why: &dyn std::fmt::Display| {
-        format!("{}: line {line} column {col}: {why}", path.display())
+pub fn load(path: &Path) -> Result<Snapshot, LoadError> {
+    let fail = |line: usize, col: usize, why: &dyn std::fmt::Display| LoadError {
+        path: path.to_path_buf(),
+        at: Some((line, col)),
+        why: why.to_string(),
     };
-    let file = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let bytes = file
-        .metadata()
-        .map_err(|e| format!("{}: {e}", path.display()))?
-        .len();
+    let unreadable = |e: io::Error| LoadError {
+        path: path.to_path_buf(),
+        at: None,
+        why: e.to_string(),
+    };
+    let file = File::open(path).map_err(unreadable)?;
+    let bytes = file.metadata().map_err(unreadable)?.len();
     let mut lines = LineReader::new(BufReader::with_capacity(256 * 1024, file));
 
     let first = lines.next_line().map_err(|e| fail(1, 1, &e))?;
@@ -384,7 +419,7 @@ pub fn load(path: &Path) -> Result<Snapshot, String> {
 
 /// Parse one key line (snapshot or export format). The error carries a column and a reason.
 pub fn decode_entry(json: &[u8]) -> Result<(String, Value), (usize, String)> {
-    let e: Entry = serde_json::from_slice(json).map_err(|e| (e.column(), e.to_string()))?;
+    let e: Entry = crate::jsonerr::parse(json).map_err(|e| (e.column, e.what()))?;
     let data = match (e.value, e.base64) {
         (Some(text), None) => text.into_bytes(),
         (None, Some(b64)) => {
