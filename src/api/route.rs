@@ -32,8 +32,48 @@ pub enum Route {
 }
 
 /// The OpenAPI 3.1 document of every route below, served at `GET /openapi.json`. A unit test
-/// holds it and `ROUTES` to the router, path by path and method by method.
-pub const OPENAPI: &str = include_str!("openapi.json");
+/// holds it and `ROUTES` to the router, path by path and method by method. It is kept indented
+/// for people in openapi.json and compiled in without the indentation: half the bytes, in the
+/// binary and on the wire.
+pub const OPENAPI: &str = match std::str::from_utf8(&OPENAPI_COMPACT) {
+    Ok(text) => text,
+    Err(_) => panic!("openapi.json is UTF-8"),
+};
+
+const OPENAPI_PRETTY: &[u8] = include_bytes!("openapi.json");
+const OPENAPI_COMPACT: [u8; compact_json(OPENAPI_PRETTY, &mut [])] = {
+    let mut out = [0; compact_json(OPENAPI_PRETTY, &mut [])];
+    compact_json(OPENAPI_PRETTY, &mut out);
+    out
+};
+
+/// JSON text without the whitespace between tokens, into `out` (when it is long enough to hold
+/// it; pass an empty one to learn the length). Returns the length. Whitespace inside strings is
+/// kept (a string's escapes are skipped whole, so an escaped quote does not end it).
+const fn compact_json(json: &[u8], out: &mut [u8]) -> usize {
+    let (mut i, mut n, mut in_string) = (0, 0, false);
+    while i < json.len() {
+        let b = json[i];
+        let keep = in_string || !matches!(b, b' ' | b'\n' | b'\r' | b'\t');
+        if keep {
+            if n < out.len() {
+                out[n] = b;
+            }
+            n += 1;
+        }
+        if in_string && b == b'\\' && i + 1 < json.len() {
+            if n < out.len() {
+                out[n] = json[i + 1];
+            }
+            n += 1;
+            i += 1;
+        } else if b == b'"' {
+            in_string = !in_string;
+        }
+        i += 1;
+    }
+    n
+}
 
 /// Every route as the OpenAPI document names it, with the methods it answers (besides OPTIONS,
 /// which every route answers for CORS). The PyKV-compatible routes exist only when
@@ -185,6 +225,24 @@ impl Route {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_served_document_is_the_file_without_its_indentation() {
+        let file: serde_json::Value = serde_json::from_slice(OPENAPI_PRETTY).unwrap();
+        let served: serde_json::Value = serde_json::from_str(OPENAPI).unwrap();
+        assert!(
+            served == file,
+            "the served document differs from openapi.json"
+        );
+        assert!(
+            OPENAPI.len() * 10 < OPENAPI_PRETTY.len() * 6,
+            "{}",
+            OPENAPI.len()
+        );
+        let mut out = [0; 32];
+        let n = compact_json(b"{ \"a b\": [1, \"x\\\" \\n\" ] }\n", &mut out);
+        assert_eq!(&out[..n], br#"{"a b":[1,"x\" \n"]}"#);
+    }
 
     impl Route {
         fn parse_test(path: &str) -> Option<Route> {
