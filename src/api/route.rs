@@ -35,13 +35,13 @@ pub enum Route {
 /// holds it and `ROUTES` to the router, path by path and method by method. It is kept indented
 /// for people in openapi.json and compiled in without the indentation: half the bytes, in the
 /// binary and on the wire.
-pub const OPENAPI: &str = match std::str::from_utf8(&OPENAPI_COMPACT) {
+pub static OPENAPI: &str = match std::str::from_utf8(&OPENAPI_COMPACT) {
     Ok(text) => text,
     Err(_) => panic!("openapi.json is UTF-8"),
 };
 
 const OPENAPI_PRETTY: &[u8] = include_bytes!("openapi.json");
-const OPENAPI_COMPACT: [u8; compact_json(OPENAPI_PRETTY, &mut [])] = {
+static OPENAPI_COMPACT: [u8; compact_json(OPENAPI_PRETTY, &mut [])] = {
     let mut out = [0; compact_json(OPENAPI_PRETTY, &mut [])];
     compact_json(OPENAPI_PRETTY, &mut out);
     out
