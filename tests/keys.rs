@@ -371,4 +371,12 @@ fn dot_segments_are_400_saying_why() {
         list_json(&srv, "prefix=a/"),
         json!({"keys": ["a/.."], "next": null})
     );
+    // A key that is only dots (the page sends it so too).
+    put_ok(&srv, "/v1/kv/p/%2E%2E", b"y");
+    put_ok(&srv, "/v1/kv/p/%2E", b"z");
+    assert_eq!(get(&srv, "/v1/kv/p/%2E%2E").body, b"y");
+    assert_eq!(
+        list_json(&srv, "prefix=."),
+        json!({"keys": [".", ".."], "next": null})
+    );
 }

@@ -32,10 +32,12 @@ function enc(s) {
   return encodeURIComponent(s);
 }
 
-/** A key in a URL: `/` left readable, unless a segment is `.` or `..`, which URLs collapse. */
+/** A key in a URL, `/` left readable; a `.` or `..` segment (which URLs collapse, and the
+ *  server refuses) has its dots percent-encoded, as the server asks. */
 function encKey(key) {
-  const parts = key.split('/');
-  return parts.some(p => p === '.' || p === '..') ? enc(key) : parts.map(enc).join('/');
+  return key.split('/')
+    .map(p => (p === '.' || p === '..') ? p.replace(/\./g, '%2E') : enc(p))
+    .join('/');
 }
 
 function keyPath(project, key) {
