@@ -43,8 +43,13 @@ impl std::fmt::Display for JsonError {
     }
 }
 
-/// `text` as a `T`, the whole of it (trailing text is an error like any other).
+/// `text` as a `T`, the whole of it (trailing text is an error like any other). Parsed as
+/// plain serde_json first (request bodies are on the hot path); only a text that fails is parsed
+/// again with its path tracked, to name the field.
 pub fn parse<'de, T: Deserialize<'de>>(text: &'de [u8]) -> Result<T, JsonError> {
+    if let Ok(value) = serde_json::from_slice(text) {
+        return Ok(value);
+    }
     let mut de = serde_json::Deserializer::from_slice(text);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let field = e.path().to_string();

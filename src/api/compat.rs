@@ -36,14 +36,6 @@ struct KeyValue<'a> {
     value: &'a RawValue,
 }
 
-impl KeyValue<'_> {
-    fn response(&self) -> Response {
-        let mut body = serde_json::to_vec(self).expect("a key and a JSON text serialize");
-        body.push(b'\n');
-        Response::bytes(200, "application/json", body)
-    }
-}
-
 impl<'r> CompatPut<'r> {
     pub fn parse(call: Call<'_, '_>, project: &'r str) -> Result<CompatPut<'r>, ApiError> {
         let scope = require_project(call.ctx, call.store, call.req, project, Access::Write)?;
@@ -68,11 +60,13 @@ impl<'r> CompatPut<'r> {
             Some("application/json"),
             None,
         )?;
-        let response = KeyValue {
-            key: &self.key,
-            value: &self.value,
-        }
-        .response();
+        let response = Response::json(
+            200,
+            &KeyValue {
+                key: &self.key,
+                value: &self.value,
+            },
+        );
         Ok((response, change))
     }
 }
@@ -95,7 +89,7 @@ impl<'r> CompatKey<'r> {
         let v = store.get(self.target.project, &self.target.key)?;
         let key = &*self.target.key;
         if let Ok(value) = serde_json::from_slice::<&RawValue>(v.data) {
-            return Ok(KeyValue { key, value }.response());
+            return Ok(Response::json(200, &KeyValue { key, value }));
         }
         let body = match std::str::from_utf8(v.data) {
             Ok(text) => serde_json::json!({"key": key, "value": text}),

@@ -182,9 +182,7 @@ impl<'r> ListKeys<'r> {
                     keys: page.iter().map(|(k, _)| *k).collect(),
                     next,
                 };
-                let mut body = serde_json::to_vec(&keys).expect("a listing always serializes");
-                body.push(b'\n');
-                Response::bytes(200, "application/json", body)
+                Response::json(200, &keys)
             }
             Format::Json => {
                 let keys: Vec<serde_json::Value> =

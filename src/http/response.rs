@@ -14,9 +14,9 @@ pub struct Response {
 
 impl Response {
     /// A JSON answer, ending with a newline (so `curl -s` leaves the shell prompt on a line of
-    /// its own).
-    pub fn json(status: u16, value: &serde_json::Value) -> Response {
-        let mut body = serde_json::to_vec(value).expect("a serde_json::Value always serializes");
+    /// its own). For the API's own types: ones with string keys only, which always serialize.
+    pub fn json(status: u16, value: &impl serde::Serialize) -> Response {
+        let mut body = serde_json::to_vec(value).expect("the API's types serialize to JSON");
         body.push(b'\n');
         Response::bytes(status, "application/json", body)
     }
